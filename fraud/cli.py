@@ -1,0 +1,221 @@
+"""The `fraud` command: one entry point for the local stack, producers, consumers and benchmarks.
+
+Every subcommand has ``--help``. Mistakes (a bad option, a bad setting, a
+service that does not answer) end in one line on stderr and a non-zero exit
+code, never in a traceback; ``--verbose`` shows the details.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from fraud.errors import FraudError
+from fraud.settings import Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Real-time fraud scoring on Kafka: local stack, producers, consumers, benchmarks.")
+stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the local services (Kafka broker).")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each measured beside its baseline in the same run.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(bench_app, name="bench")
+
+out = Console()
+log = logging.getLogger("fraud")
+
+
+@app.callback()
+def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    """Real-time fraud scoring on Kafka."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=verbose)],
+        force=True,
+    )
+    # The Kafka clients log every reconnect at WARNING; our own messages say what matters.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+
+def _show(statuses: dict[str, str]) -> None:
+    for service, status in statuses.items():
+        out.print(f"{service:<10} {status}")
+
+
+# --- stack ------------------------------------------------------------------------------------
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the local services (reusing any already running) and create the topics."""
+    from fraud.local_stack import stack_up as start_stack
+
+    _show(start_stack(load_settings()))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services `fraud stack up` started: gracefully, then by force after a timeout."""
+    from fraud.local_stack import stack_down as stop_stack
+
+    _show(stop_stack(load_settings()))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each local service and how many events each topic holds."""
+    from fraud.local_stack import stack_status as read_status
+    from fraud.topics import topic_event_counts
+
+    settings = load_settings()
+    statuses = read_status(settings)
+    _show(statuses)
+    if statuses["kafka"].startswith("running"):
+        for topic, events in topic_event_counts(settings).items():
+            out.print(f"  topic {topic:<20} {events:>10,} events")
+
+
+# --- produce ----------------------------------------------------------------------------------
+@app.command()
+def produce(
+    count: Annotated[int, typer.Option(min=1, help="How many transactions to publish.")] = 10_000,
+    rate: Annotated[float | None, typer.Option(help="Events per second; 0 = as fast as possible. [default: 0]")] = None,
+    dataset: Annotated[Path | None, typer.Option(exists=True, help="Parquet/CSV/JSON Lines file (or Parquet folder) to replay instead of the synthetic stream.")] = None,
+    users: Annotated[int, typer.Option(min=1, help="Synthetic stream: number of users.")] = 1000,
+    seed: Annotated[int | None, typer.Option(help="Synthetic stream: random seed (repeatable runs).")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic to publish to. [default: transactions]")] = None,
+) -> None:
+    """Publish transactions (keyed by user_id, acks=all) and report delivered and failed counts."""
+    from producers.publisher import publish
+    from producers.sources import DatasetSource, SyntheticSource
+
+    settings = load_settings(produce_rate=rate)
+    source = DatasetSource(dataset, limit=count) if dataset else SyntheticSource(count, users=users, seed=seed)
+    topic = topic or settings.topic_transactions
+    with _progress() as bar:
+        task = bar.add_task(f"publishing to {topic}", total=count)
+        report = publish(source, settings, topic=topic, progress=_Advance(bar, task))
+    out.print(f"delivered {report.delivered:,}  failed {report.failed:,}  rejected {report.rejected:,}  "
+              f"in {report.seconds:.1f}s ({report.events_per_second:,.0f} events/s) to {topic}")
+    if report.failed or report.rejected:
+        reasons = "; ".join(report.errors)
+        raise FraudError(f"{report.failed} deliveries failed, {report.rejected} rows rejected" + (f": {reasons}" if reasons else ""))
+
+
+# --- scores -----------------------------------------------------------------------------------
+@app.command()
+def scores(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep waiting for new scores.")] = False,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest score, not the newest.")] = False,
+    max_records: Annotated[int | None, typer.Option("--max", min=1, help="Stop after N scores.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    topic: Annotated[str | None, typer.Option(help="Topic to read. [default: fraud-scores]")] = None,
+    idle_timeout: Annotated[float, typer.Option(min=0.1, help="Without --follow: stop after this many idle seconds.")] = 5.0,
+) -> None:
+    """Print score events from the fraud-scores topic."""
+    from fraud.scores_reader import read_scores
+
+    settings = load_settings()
+    for record in read_scores(settings, topic, from_beginning, follow, max_records, idle_timeout):
+        if record.score is None:
+            log.warning("partition %d offset %d is not a score event: %s", record.partition, record.offset, record.error)
+        elif as_json:
+            print(record.score.model_dump_json(), flush=True)
+        else:
+            s = record.score
+            out.print(f"{s.event_time:%Y-%m-%d %H:%M:%S} {s.user_id:<12} {s.transaction_id:<28} "
+                      f"score={s.score:.4f} {s.decision:<5} model={s.model_name}:{s.model_version}")
+
+
+# --- demo -------------------------------------------------------------------------------------
+@app.command()
+def demo(count: Annotated[int, typer.Option(min=1, help="Transactions to publish.")] = 5000) -> None:
+    """Start the local stack, publish transactions and show that they reached the broker."""
+    from fraud.local_stack import stack_up as start_stack
+    from fraud.topics import topic_event_counts
+
+    settings = load_settings()
+    _show(start_stack(settings))
+    before = topic_event_counts(settings)[settings.topic_transactions]
+    produce(count=count, rate=None, dataset=None, users=1000, seed=None, topic=None)
+    after = topic_event_counts(settings)[settings.topic_transactions]
+    out.print(f"[bold green]{after - before:,} new events reached topic {settings.topic_transactions}[/] "
+              f"on {settings.kafka_bootstrap} ({after:,} in all).")
+    out.print("Next: `uv run fraud stack status`, `uv run fraud produce --count 10000 --rate 2000`, "
+              "`uv run fraud stack down`.")
+
+
+# --- bench ------------------------------------------------------------------------------------
+@bench_app.command("produce")
+def bench_produce(
+    count: Annotated[int, typer.Option(min=1000, help="Events per measurement.")] = 50_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Measurements of each contender, interleaved.")] = 3,
+) -> None:
+    """`fraud produce` events/s beside a raw kafka-python loop sending pre-serialised bytes."""
+    from benchmarks.produce import run
+
+    run(load_settings(), count=count, rounds=rounds, console=out)
+
+
+# --- entry point ------------------------------------------------------------------------------
+class _Advance:
+    def __init__(self, bar: Progress, task: int) -> None:
+        self.bar, self.task = bar, task
+
+    def advance(self, count: int) -> None:
+        self.bar.advance(self.task, count)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+
+
+def _describe_settings_error(error: ValidationError) -> str:
+    parts = []
+    for detail in error.errors(include_url=False):
+        name = ".".join(str(item) for item in detail["loc"]) or "settings"
+        env = f" (FRAUD_{name.upper()})" if name in Settings.model_fields else ""
+        parts.append(f"{name}{env}: {detail['msg'].removeprefix('Value error, ')}")
+    return "invalid setting " + "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn expected failures into one line on stderr."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="fraud", standalone_mode=False)
+    except typer.Exit as done:  # --help, or a command that exits on purpose
+        return done.exit_code
+    except typer.Abort:
+        print("fraud: interrupted", file=sys.stderr)
+        return 130
+    except typer.TyperException as error:  # click-style usage errors: one line, not a usage screen
+        ctx = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `fraud` or `fraud stack`: show the help
+            print(error.format_message(), file=sys.stderr)
+            return 0
+        where = f"{ctx.command_path}: " if ctx is not None else "fraud: "
+        print(f"{where}{error.format_message()} (see --help)", file=sys.stderr)
+        return error.exit_code
+    except ValidationError as error:
+        print(f"fraud: {_describe_settings_error(error)}", file=sys.stderr)
+        return 2
+    except FraudError as error:
+        print(f"fraud: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fraud: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

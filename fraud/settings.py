@@ -1,0 +1,145 @@
+"""One typed settings object for every endpoint, path and credential.
+
+Values come from the environment (prefix ``FRAUD_``, e.g. ``FRAUD_DATA_DIR``),
+then from a ``.env`` file in the working directory, then from the defaults
+below, which are the embedded local stack. Nothing else in the code base reads
+``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+# host:port, where host is a DNS name, IPv4 address or [IPv6] literal.
+_BROKER_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$")
+# Values that are obviously not a real secret; refused so nobody ships them.
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "password", "secret", "minio123", "admin"}
+
+
+class Settings(BaseSettings):
+    """Configuration of the whole product; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUD_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # --- paths -------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Runtime state: broker data, logs, datasets, models.")
+    cache_dir: Path = Field(Path(".cache"), description="Downloaded artefacts such as the Kafka jars.")
+
+    # --- Kafka connection ---------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certificates.")
+    kafka_client_id: str = "fraud-scoring"
+
+    # --- topics ---------------------------------------------------------------
+    topic_transactions: str = "transactions"
+    topic_scores: str = "fraud-scores"
+    topic_dlq: str = "transactions-dlq"
+    topic_labels: str = "fraud-labels"
+    partitions_transactions: int = Field(6, ge=1)
+    partitions_scores: int = Field(6, ge=1)
+    partitions_dlq: int = Field(1, ge=1)
+    partitions_labels: int = Field(3, ge=1)
+    topic_replication_factor: int = Field(1, ge=1, description="1 for the local broker; 3 on a real cluster.")
+
+    # --- embedded local broker (`fraud stack up`) ------------------------------
+    kafka_version: str = Field("3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_heap: str = Field("512m", pattern=r"^\d+[mMgG]$")
+    stack_start_timeout_s: float = Field(90.0, gt=0)
+    stack_stop_timeout_s: float = Field(20.0, gt=0)
+
+    # --- producer ---------------------------------------------------------------
+    produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
+    producer_linger_ms: int = Field(20, ge=0)
+    producer_batch_size: int = Field(256 * 1024, ge=1024)
+    producer_compression: Literal["none", "gzip"] = "none"
+    event_source: str = Field("fraud.producers", description="CloudEvents `source` attribute of our events.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        addresses = [part.strip() for part in value.split(",") if part.strip()]
+        if not addresses:
+            raise ValueError("needs at least one host:port")
+        for address in addresses:
+            match = _BROKER_ADDRESS.match(address)
+            if not match or not 0 < int(match.group(3)) <= 65535:
+                raise ValueError(f"{address!r} is not host:port (for example 127.0.0.1:9092)")
+        return ",".join(addresses)
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _refuse_placeholder_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("is a placeholder; set the real secret")
+        return value
+
+    @field_validator("data_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if self.kafka_sasl_mechanism is None:
+                raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs kafka_sasl_mechanism")
+            if not self.kafka_sasl_username or self.kafka_sasl_password is None:
+                raise ValueError("SASL needs kafka_sasl_username and kafka_sasl_password")
+        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
+            raise ValueError(f"kafka_ssl_cafile {self.kafka_ssl_cafile} does not exist")
+        return self
+
+    @property
+    def bootstrap_host_port(self) -> tuple[str, int]:
+        """The first bootstrap address, split; the local broker listens there."""
+        host, _, port = self.kafka_bootstrap.split(",")[0].rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def topic_partitions(self) -> dict[str, int]:
+        """Every topic the product uses, with its partition count."""
+        return {
+            self.topic_transactions: self.partitions_transactions,
+            self.topic_scores: self.partitions_scores,
+            self.topic_dlq: self.partitions_dlq,
+            self.topic_labels: self.partitions_labels,
+        }
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Connection keyword arguments shared by kafka-python clients."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap.split(","),
+            "security_protocol": self.kafka_security_protocol,
+            "client_id": self.kafka_client_id,
+        }
+        if self.kafka_sasl_mechanism is not None:
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+            config["sasl_plain_username"] = self.kafka_sasl_username
+            config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        if self.kafka_ssl_cafile is not None:
+            config["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        return config
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, with explicit overrides (e.g. CLI options) on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
