@@ -15,6 +15,7 @@ import uuid
 from rich.console import Console
 from rich.table import Table
 
+from fraud.events import KafkaRecord
 from fraud.local_stack import stack_up
 from fraud.local_stack.kafka import create_topics, delete_topics
 from fraud.settings import Settings
@@ -23,13 +24,13 @@ from producers.publisher import make_producer, publish
 from producers.sources import SyntheticSource
 
 
-def raw_loop(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
-    """Events/s of a plain kafka-python send loop over ready (key, value) bytes."""
+def raw_loop(settings: Settings, topic: str, messages: list[KafkaRecord]) -> float:
+    """Events/s of a plain kafka-python send loop over ready (key, value, headers) records."""
     producer = make_producer(settings)
     try:
         started = time.perf_counter()
-        for key, value in messages:
-            producer.send(topic, key=key, value=value)
+        for key, value, headers in messages:
+            producer.send(topic, key=key, value=value, headers=headers)
         producer.flush()
         return len(messages) / (time.perf_counter() - started)
     finally:

@@ -28,7 +28,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each measured be
 app.add_typer(stack_app, name="stack")
 app.add_typer(bench_app, name="bench")
 
-out = Console()
+out = Console(soft_wrap=True)
 log = logging.getLogger("fraud")
 
 

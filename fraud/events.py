@@ -139,11 +139,19 @@ def to_kafka_message(payload: Transaction | Score, source: str) -> ce_kafka.Kafk
     return ce_kafka.to_structured(to_cloudevent(payload, source), _JSON)
 
 
-def encode(payload: Transaction | Score, source: str) -> tuple[bytes, bytes]:
-    """(key, value) bytes of a payload, ready for any Kafka client."""
+KafkaRecord = tuple[bytes, bytes, list[tuple[str, bytes]]]
+# Structured mode always carries this one header (the event format's media type);
+# sharing one list lets a chunk of records pickle it once.
+STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", _JSON.get_content_type().encode())]
+
+
+def encode(payload: Transaction | Score, source: str) -> KafkaRecord:
+    """(key, value, headers) of a payload, ready for any Kafka client's send()."""
     message = to_kafka_message(payload, source)
     key = message.key.encode() if isinstance(message.key, str) else message.key
-    return key, message.value
+    if message.headers != dict(STRUCTURED_HEADERS):  # only if a future SDK adds headers
+        return key, message.value, list(message.headers.items())
+    return key, message.value, STRUCTURED_HEADERS
 
 
 def decode(value: bytes | None, expected: type[EventT]) -> EventT:

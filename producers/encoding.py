@@ -3,7 +3,7 @@
 Why a process: kafka-python's send() is pure Python and keeps one core busy, so
 building and serialising the events in the same interpreter would slow
 publishing by about a half (measured: `fraud bench produce`). A forked helper
-does that work on the other core and hands over ready (key, value) bytes.
+does that work on the other core and hands over ready (key, value, headers) records.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fraud.errors import FraudError
-from fraud.events import encode
+from fraud.events import KafkaRecord, encode
 from producers.dataset import RejectedRow
 from producers.sources import TransactionSource
 
@@ -26,7 +26,7 @@ _PREFETCH = 16  # chunks the helper may run ahead of the sender: bounds memory
 class EncodedChunk:
     """Ready-to-send messages, plus the rows that were rejected on the way."""
 
-    messages: list[tuple[bytes, bytes]] = field(default_factory=list)
+    messages: list[KafkaRecord] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
 
 

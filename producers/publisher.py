@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from fraud.errors import FraudError
 from fraud.settings import Settings
@@ -42,21 +43,30 @@ class DeliveryReport:
     rejected: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def on_delivered(self, _metadata: object) -> None:
-        with self._lock:
-            self.delivered += 1
-
-    def on_failed(self, error: BaseException) -> None:
-        with self._lock:
-            self.failed += 1
-            if len(self.errors) < 5:
-                self.errors.append(str(error) or type(error).__name__)
 
     @property
     def events_per_second(self) -> float:
         return self.delivered / self.seconds if self.seconds else 0.0
+
+    def settle(self, pending: deque[list[FutureRecordMetadata]], wait: bool = False) -> None:
+        """Count the outcome of each fully completed chunk of sends, oldest first.
+
+        Checking finished futures a chunk at a time is much cheaper than a
+        callback per record, which runs on kafka-python's busy sender thread.
+        """
+        while pending and (wait or all(future.is_done for future in pending[0])):
+            for future in pending.popleft():
+                if not future.is_done:
+                    try:
+                        future.get()  # only with wait=True: block until the broker answers
+                    except KafkaError:
+                        pass  # counted as failed just below
+                if future.succeeded():
+                    self.delivered += 1
+                else:
+                    self.failed += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(str(future.exception) or type(future.exception).__name__)
 
 
 class Progress(Protocol):
@@ -98,22 +108,27 @@ def publish(
     # The encoder forks first, while this process has a single thread (see BackgroundEncoder).
     with BackgroundEncoder(source, settings.event_source) as chunks:
         producer = make_producer(settings)
+        pending: deque[list[FutureRecordMetadata]] = deque()
         started = time.perf_counter()
         try:
             for chunk in chunks:
                 for row in chunk.rejected:
                     report.rejected += 1
                     log.warning("row %d rejected: %s", row.row, row.reason)
-                for key, value in chunk.messages:
-                    future = producer.send(topic, key=key, value=value)
-                    future.add_callback(report.on_delivered)
-                    future.add_errback(report.on_failed)
+                sent = []
+                for key, value, headers in chunk.messages:
+                    sent.append(producer.send(topic, key=key, value=value, headers=headers))
                     offered += 1
                     pacer.wait(offered)
+                pending.append(sent)
+                report.settle(pending)
                 if progress is not None:
                     progress.advance(len(chunk.messages) + len(chunk.rejected))
             producer.flush()
+        except KafkaError as error:
+            raise FraudError(f"publishing to {topic} stopped after {offered:,} events: {error}") from error
         finally:
-            producer.close()
+            report.settle(pending, wait=True)
             report.seconds = time.perf_counter() - started
+            producer.close()
     return report
