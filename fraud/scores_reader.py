@@ -43,12 +43,11 @@ def read_scores(
     topic = topic or settings.topic_scores
     try:
         consumer = KafkaConsumer(
-            **settings.kafka_client_config(),
+            **{**settings.kafka_client_config(), "client_id": f"{settings.kafka_client_id}-scores-{uuid.uuid4().hex[:6]}"},
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             consumer_timeout_ms=-1 if follow else int(idle_timeout_s * 1000),
-            client_id=f"{settings.kafka_client_id}-scores-{uuid.uuid4().hex[:6]}",
         )
     except KafkaError as error:
         raise FraudError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {error} (is `fraud stack up` running?)") from error

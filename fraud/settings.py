@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(20, ge=0)
     producer_batch_size: int = Field(256 * 1024, ge=1024)
     producer_compression: Literal["none", "gzip"] = "none"
+    producer_final_wait_s: float = Field(30.0, gt=0, description="How long to wait for the last acknowledgements.")
     event_source: str = Field("fraud.producers", description="CloudEvents `source` attribute of our events.")
 
     @field_validator("kafka_bootstrap")

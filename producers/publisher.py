@@ -48,25 +48,29 @@ class DeliveryReport:
     def events_per_second(self) -> float:
         return self.delivered / self.seconds if self.seconds else 0.0
 
-    def settle(self, pending: deque[list[FutureRecordMetadata]], wait: bool = False) -> None:
+    def settle(self, pending: deque[list[FutureRecordMetadata]], final_wait_s: float | None = None) -> None:
         """Count the outcome of each fully completed chunk of sends, oldest first.
 
         Checking finished futures a chunk at a time is much cheaper than a
-        callback per record, which runs on kafka-python's busy sender thread.
+        callback per record, which would run on kafka-python's busy sender
+        thread. With ``final_wait_s``, everything left is counted, waiting at
+        most that long in all; a send never acknowledged by then counts as failed.
         """
-        while pending and (wait or all(future.is_done for future in pending[0])):
+        deadline = None if final_wait_s is None else time.monotonic() + final_wait_s
+        while pending and (deadline is not None or all(future.is_done for future in pending[0])):
             for future in pending.popleft():
-                if not future.is_done:
+                if not future.is_done and deadline is not None:
                     try:
-                        future.get()  # only with wait=True: block until the broker answers
+                        future.get(timeout=max(0.0, deadline - time.monotonic()))
                     except KafkaError:
-                        pass  # counted as failed just below
-                if future.succeeded():
+                        pass  # counted below
+                if future.is_done and future.succeeded():
                     self.delivered += 1
-                else:
-                    self.failed += 1
-                    if len(self.errors) < 5:
-                        self.errors.append(str(future.exception) or type(future.exception).__name__)
+                    continue
+                self.failed += 1
+                if len(self.errors) < 5:
+                    error = future.exception if future.is_done else "not acknowledged in time"
+                    self.errors.append(str(error) or type(error).__name__)
 
 
 class Progress(Protocol):
@@ -110,6 +114,7 @@ def publish(
         producer = make_producer(settings)
         pending: deque[list[FutureRecordMetadata]] = deque()
         started = time.perf_counter()
+        stopped_by: Exception | None = None
         try:
             for chunk in chunks:
                 for row in chunk.rejected:
@@ -125,10 +130,17 @@ def publish(
                 if progress is not None:
                     progress.advance(len(chunk.messages) + len(chunk.rejected))
             producer.flush()
-        except KafkaError as error:
-            raise FraudError(f"publishing to {topic} stopped after {offered:,} events: {error}") from error
+        except (KafkaError, ValueError) as error:  # ValueError: kafka-python refuses e.g. an illegal topic name
+            stopped_by = error
         finally:
-            report.settle(pending, wait=True)
+            report.settle(pending, final_wait_s=settings.producer_final_wait_s)
             report.seconds = time.perf_counter() - started
-            producer.close()
+            try:
+                producer.close(timeout=5 if stopped_by else None)
+            except KafkaError as error:  # closing flushes again; the failure is already counted
+                log.debug("producer close: %s", error)
+    if stopped_by is not None:
+        first = report.errors[0] if report.errors else str(stopped_by)
+        raise FraudError(f"publishing to {topic} stopped after {offered:,} events "
+                         f"({report.delivered:,} delivered, {report.failed:,} failed): {first}") from stopped_by
     return report

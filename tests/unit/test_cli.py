@@ -1,0 +1,43 @@
+"""The `fraud` command: help everywhere, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fraud.cli import main
+
+SUBCOMMANDS = [[], ["stack"], ["stack", "up"], ["stack", "down"], ["stack", "status"], ["produce"], ["scores"],
+               ["demo"], ["bench"], ["bench", "produce"]]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "fraud")
+def test_every_command_has_help(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*words, "--help"]) == 0
+    assert "Usage: fraud" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["produce", "--rate", "-5"], {}, "produce_rate (FRAUD_PRODUCE_RATE): Input should be greater than or equal to 0"),
+        (["produce", "--count", "abc"], {}, "Invalid value for '--count'"),
+        (["produce", "--count", "0"], {}, "Invalid value for '--count'"),
+        (["produce", "--dataset", "/no/such/file.parquet"], {}, "does not exist"),
+        (["produce", "--bogus"], {}, "No such option: --bogus"),
+        (["scores", "--max", "-1"], {}, "Invalid value for '--max'"),
+        (["frobnicate"], {}, "No such command 'frobnicate'"),
+        (["stack", "status"], {"FRAUD_KAFKA_BOOTSTRAP": "no-port-here"}, "kafka_bootstrap (FRAUD_KAFKA_BOOTSTRAP)"),
+        (["stack", "status"], {"FRAUD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs kafka_sasl_mechanism"),
+    ],
+)
+def test_a_bad_argument_gets_one_line_not_a_traceback(args: list[str], env: dict[str, str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "fraud.cli", *args], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -1,0 +1,60 @@
+"""Service process handling: PID files, stop escalation, readiness failures naming the log."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fraud.errors import FraudError
+from fraud.local_stack import process
+
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+
+
+def test_stop_is_graceful_first(tmp_path: Path) -> None:
+    files = process.ServiceFiles("sleeper", tmp_path)
+    pid = process.spawn(files, [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert files.read_pid() == pid
+    started = time.monotonic()
+    assert process.stop(files, timeout_s=10)
+    assert time.monotonic() - started < 5
+    assert not process.pid_alive(pid)
+    assert not files.pid_file.exists()
+
+
+def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
+    files = process.ServiceFiles("stubborn", tmp_path)
+    pid = process.spawn(files, [sys.executable, "-c", STUBBORN])
+    process.wait_until(lambda: "up" in files.log_file.read_text(), 10, files, pid, "up")
+    started = time.monotonic()
+    assert process.stop(files, timeout_s=1.0)
+    assert 1.0 <= time.monotonic() - started < 10
+    assert not process.pid_alive(pid)
+
+
+def test_stop_without_a_running_service_says_so(tmp_path: Path) -> None:
+    files = process.ServiceFiles("ghost", tmp_path)
+    files.pid_file.write_text("999999999\n")  # stale
+    assert process.stop(files, timeout_s=1) is False
+    assert not files.pid_file.exists()
+
+
+def test_a_service_that_dies_during_start_names_its_log(tmp_path: Path) -> None:
+    files = process.ServiceFiles("crasher", tmp_path)
+    pid = process.spawn(files, [sys.executable, "-c", "raise SystemExit('bad config')"])
+    with pytest.raises(FraudError, match=r"crasher exited .* see .*crasher\.log"):
+        process.wait_until(lambda: False, 10, files, pid, "ready")
+    assert "bad config" in files.log_file.read_text()
+
+
+def test_a_service_that_never_gets_ready_times_out_naming_its_log(tmp_path: Path) -> None:
+    files = process.ServiceFiles("slowpoke", tmp_path)
+    pid = process.spawn(files, [sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(FraudError, match=r"not ready after 1s; see .*slowpoke\.log"):
+            process.wait_until(lambda: False, 1.0, files, pid, "ready")
+    finally:
+        process.stop(files, timeout_s=5)

@@ -1,0 +1,88 @@
+"""Settings: defaults, environment, and refusal of nonsense."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from fraud.settings import Settings
+
+
+def test_defaults_are_the_local_stack(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None)
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert settings.data_dir == Path.cwd() / "data"
+    assert settings.topic_partitions == {"transactions": 6, "fraud-scores": 6, "transactions-dlq": 1, "fraud-labels": 3}
+
+
+def test_environment_with_prefix_moves_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("FRAUD_PRODUCE_RATE", "250")
+    settings = Settings(_env_file=None)
+    assert settings.data_dir == tmp_path / "elsewhere"
+    assert settings.produce_rate == 250
+
+
+@pytest.mark.parametrize("rate", [-1, -0.001, float("nan")])
+def test_refuses_a_negative_or_missing_rate(rate: float) -> None:
+    with pytest.raises(ValidationError, match="produce_rate"):
+        Settings(produce_rate=rate, _env_file=None)
+
+
+@pytest.mark.parametrize(
+    "bootstrap",
+    ["localhost", "127.0.0.1:", ":9092", "127.0.0.1:99999", "127.0.0.1:0", "host name:9092", "http://x:9092", ",", ""],
+)
+def test_refuses_a_malformed_bootstrap_address(bootstrap: str) -> None:
+    with pytest.raises(ValidationError, match="kafka_bootstrap"):
+        Settings(kafka_bootstrap=bootstrap, _env_file=None)
+
+
+@pytest.mark.parametrize("bootstrap", ["localhost:9092", "b-1.kafka.example.com:9096, b-2.kafka.example.com:9096", "[::1]:9092"])
+def test_accepts_real_bootstrap_addresses(bootstrap: str) -> None:
+    settings = Settings(kafka_bootstrap=bootstrap, _env_file=None)
+    assert settings.kafka_client_config()["bootstrap_servers"] == [part.strip() for part in bootstrap.split(",")]
+
+
+def test_sasl_ssl_needs_mechanism_and_credentials() -> None:
+    with pytest.raises(ValidationError, match="kafka_sasl_mechanism"):
+        Settings(kafka_security_protocol="SASL_SSL", _env_file=None)
+    with pytest.raises(ValidationError, match="kafka_sasl_username"):
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512", _env_file=None)
+
+
+def test_sasl_ssl_scram_with_ca_file_reaches_the_client_config(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="scorer", kafka_sasl_password="s3cr3t-from-a-vault", kafka_ssl_cafile=ca, _env_file=None,
+    )
+    config = settings.kafka_client_config()
+    assert config["security_protocol"] == "SASL_SSL"
+    assert config["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert config["sasl_plain_username"] == "scorer"
+    assert config["sasl_plain_password"] == "s3cr3t-from-a-vault"
+    assert config["ssl_cafile"] == str(ca)
+    assert "s3cr3t" not in repr(settings)  # SecretStr keeps it out of logs
+
+
+def test_plaintext_config_has_no_security_keys() -> None:
+    config = Settings(_env_file=None).kafka_client_config()
+    assert not {"sasl_mechanism", "sasl_plain_password", "ssl_cafile"} & set(config)
+
+
+def test_refuses_a_missing_ca_file_and_placeholder_password(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="does not exist"):
+        Settings(kafka_ssl_cafile=tmp_path / "missing.crt", _env_file=None)
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u",
+                 kafka_sasl_password="changeme", _env_file=None)
+
+
+def test_refuses_an_unknown_security_protocol() -> None:
+    with pytest.raises(ValidationError, match="kafka_security_protocol"):
+        Settings(kafka_security_protocol="TLS", _env_file=None)
