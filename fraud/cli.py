@@ -138,18 +138,36 @@ def scores(
 @app.command()
 def demo(count: Annotated[int, typer.Option(min=1, help="Transactions to publish.")] = 5000) -> None:
     """Start the local stack, publish transactions and show that they reached the broker."""
+    from fraud.events import InvalidEvent, Transaction, decode
     from fraud.local_stack import stack_up as start_stack
-    from fraud.topics import topic_event_counts
+    from fraud.topics import end_offsets, read_between
 
     settings = load_settings()
+    topic = settings.topic_transactions
     _show(start_stack(settings))
-    before = topic_event_counts(settings)[settings.topic_transactions]
+    before = end_offsets(settings, topic)
     produce(count=count, rate=None, dataset=None, users=1000, seed=None, topic=None)
-    after = topic_event_counts(settings)[settings.topic_transactions]
-    out.print(f"[bold green]{after - before:,} new events reached topic {settings.topic_transactions}[/] "
-              f"on {settings.kafka_bootstrap} ({after:,} in all).")
+    after = end_offsets(settings, topic)
+    arrived = sum(after.values()) - sum(before.values())
+    valid, invalid, samples = 0, 0, []
+    for record in read_between(settings, topic, before, after):  # read them back from the broker
+        try:
+            transaction = decode(record.value, Transaction)
+        except InvalidEvent:
+            invalid += 1
+            continue
+        valid += 1
+        if len(samples) < 3:
+            samples.append((record.partition, record.offset, transaction))
+    out.print(f"[bold green]{arrived:,} new events reached topic {topic}[/] on {settings.kafka_bootstrap} "
+              f"({sum(after.values()):,} in all); read back {valid:,} valid CloudEvents, {invalid} invalid.")
+    for partition, offset, t in samples:
+        out.print(f"  partition {partition} offset {offset}: {t.user_id} paid {t.amount:.2f} at {t.merchant_category} "
+                  f"({'online' if t.online_order else 'in store'}) {t.event_time:%H:%M:%S}")
     out.print("Next: `uv run fraud stack status`, `uv run fraud produce --count 10000 --rate 2000`, "
               "`uv run fraud stack down`.")
+    if invalid or valid < count:
+        raise FraudError(f"expected {count} valid events back, read {valid} valid and {invalid} invalid")
 
 
 # --- bench ------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(1, ge=1, description="1 for the local broker; 3 on a real cluster.")
 
     # --- embedded local broker (`fraud stack up`) ------------------------------
-    kafka_version: str = Field("3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    kafka_version: str = Field("3.9.1", pattern=r"^3\.\d+\.\d+$", description="3.x: the launcher configures log4j 1 (reload4j).")
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
     kafka_heap: str = Field("512m", pattern=r"^\d+[mMgG]$")
     stack_start_timeout_s: float = Field(90.0, gt=0)

@@ -72,3 +72,13 @@ def test_a_broker_that_cannot_start_fails_clearly_naming_its_log(stack_env: dict
     assert up.returncode == 1
     assert "Traceback" not in up.stderr
     assert "kafka.log" in up.stderr.strip().splitlines()[-1]
+
+
+def test_demo_runs_to_the_end_on_its_own_stack(stack_env: dict[str, str]) -> None:
+    try:
+        demo = fraud("demo", "--count", "2000", env=stack_env)
+    finally:
+        fraud("stack", "down", env=stack_env)
+    assert demo.returncode == 0, demo.stderr
+    assert "2,000 new events reached topic transactions" in demo.stdout
+    assert "read back 2,000 valid CloudEvents, 0 invalid" in demo.stdout

@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up everything first.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: bootstrap demo test test-unit bench stack-up stack-down clean
+
+bootstrap:  ## uv, Java/Maven if missing, and the venv from uv.lock
+	@scripts/bootstrap.sh
+
+demo: bootstrap  ## start the local stack, publish transactions, show they arrived
+	$(UV) run fraud demo
+
+test: bootstrap  ## every test; integration tests start their own Kafka broker
+	$(UV) run pytest
+
+test-unit: bootstrap  ## fast tests only, no broker
+	$(UV) run pytest tests/unit
+
+bench: bootstrap  ## benchmarks, each beside its baseline
+	$(UV) run fraud bench produce
+
+stack-up: bootstrap
+	$(UV) run fraud stack up
+
+stack-down:
+	$(UV) run fraud stack down
+
+clean: stack-down  ## remove runtime state (data/), keep the jar cache
+	rm -rf data

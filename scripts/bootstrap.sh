@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Make a fresh machine ready: uv, a JDK and Maven (for the local Kafka broker), and the project's venv.
+# Idempotent and quiet when everything is already there; `make demo` and `make test` run it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then
+    say "installing uv with pip"
+    python3 -m pip install --quiet uv
+fi
+
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        say "please install: ${missing[*]} (needed to fetch and run the local Kafka broker)"
+        exit 1
+    fi
+    say "installing ${missing[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if command -v uv >/dev/null 2>&1; then uv=(uv); else uv=(python3 -m uv); fi
+"${uv[@]}" sync --frozen --quiet
