@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     stack_start_timeout_s: float = Field(90.0, gt=0)
     stack_stop_timeout_s: float = Field(20.0, gt=0)
 
+    # --- data and batch preparation -------------------------------------------------
+    spark_master: str = Field("local[*]", description="local[*] here; spark://... or k8s://... on a cluster.")
+    spark_driver_memory: str = Field("4g", pattern=r"^\d+[mMgG]$")
+    spark_shuffle_partitions: int = Field(8, ge=1)
+    profile_fraction: float = Field(0.2, gt=0, lt=1, description="Oldest share of the time window used only to build user profiles.")
+    valid_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
     producer_linger_ms: int = Field(20, ge=0)
@@ -105,9 +113,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs kafka_sasl_mechanism")
             if not self.kafka_sasl_username or self.kafka_sasl_password is None:
                 raise ValueError("SASL needs kafka_sasl_username and kafka_sasl_password")
+        if self.profile_fraction + self.valid_fraction + self.test_fraction >= 0.95:
+            raise ValueError("profile_fraction + valid_fraction + test_fraction leave (almost) no training window")
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             raise ValueError(f"kafka_ssl_cafile {self.kafka_ssl_cafile} does not exist")
         return self
+
+    @property
+    def raw_dir(self) -> Path:
+        """Generated or ingested raw data: users.parquet and transactions.parquet."""
+        return self.data_dir / "raw"
+
+    @property
+    def features_dir(self) -> Path:
+        """Output of the batch preparation: the feature table, the user profiles and a manifest."""
+        return self.data_dir / "features"
 
     @property
     def bootstrap_host_port(self) -> tuple[str, int]:

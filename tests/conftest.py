@@ -94,3 +94,15 @@ def new_topic(kafka_settings: Settings) -> Iterator[Callable[..., str]]:
 
     yield make
     delete_topics(kafka_settings, created)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One local Spark session for the whole test run (start-up costs several seconds)."""
+    from training_pipeline.prep import spark_session
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("spark"), spark_driver_memory="2g", spark_shuffle_partitions=4,
+                        _env_file=None)
+    session = spark_session(settings, app_name="fraud-tests")
+    yield session
+    session.stop()

@@ -1,0 +1,182 @@
+"""Pipeline step `prep`: raw transactions -> point-in-time feature table and user profiles, with Spark.
+
+Reads ``<raw>/users.parquet`` and ``<raw>/transactions.parquet`` and writes to ``<out>``:
+- ``user_profile.parquet``: home location and median purchase amount per user,
+  computed from the oldest ``profile_fraction`` of the window only;
+- ``transaction_features.parquet``: one row per transaction with the model's
+  features (history strictly before it), the label and its time split;
+- ``manifest.json``: the time boundaries and row counts.
+
+The time window is cut, never sampled: [profile | train | valid | test]. Rows in
+the profile part only warm up the history; they are not trained on, because the
+profile they would be scored with was computed from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from fraud.features import FEATURE_NAMES, compute_features
+from fraud.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("profile", "train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Boundaries of the time window's parts (UTC)."""
+
+    start: datetime
+    profile_end: datetime
+    valid_start: datetime
+    test_start: datetime
+    end: datetime
+
+    @classmethod
+    def of_window(cls, start: datetime, end: datetime, settings: Settings) -> TimeSplit:
+        span = end - start
+        return cls(
+            start=start,
+            profile_end=start + span * settings.profile_fraction,
+            valid_start=end - span * (settings.valid_fraction + settings.test_fraction),
+            test_start=end - span * settings.test_fraction,
+            end=end,
+        )
+
+
+@dataclass(frozen=True)
+class PrepResult:
+    """Where the step wrote its outputs, and the row counts per split."""
+
+    features_path: Path
+    profile_path: Path
+    manifest_path: Path
+    rows_per_split: dict[str, int]
+    split: TimeSplit
+
+
+def spark_session(settings: Settings, app_name: str = "fraud-prep"):  # -> pyspark.sql.SparkSession
+    """A Spark session from settings: local[*] on a laptop, the configured master on a cluster."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers run this venv's interpreter
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(settings.spark_master)
+        .appName(app_name)
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Timestamps as UTC-adjusted micros, which pyarrow, pandas and Feast read as UTC (INT96 reads as naive).
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .getOrCreate()
+    )
+
+
+def _features_of_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: the shared feature formulas on each Arrow batch of window inputs."""
+    for frame in batches:
+        features = compute_features(frame)
+        out = frame[["transaction_id", "user_id", "event_timestamp", "fraud", "split"]].copy()
+        for name in FEATURE_NAMES:
+            out[name] = features[name]
+        yield out
+
+
+def prepare(settings: Settings, raw_dir: Path | None = None, out_dir: Path | None = None, spark=None) -> PrepResult:
+    """Run the step; ``spark`` may be an existing session (tests reuse one)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    raw_dir = raw_dir or settings.raw_dir
+    out_dir = out_dir or settings.features_dir
+    spark = spark or spark_session(settings)
+    transactions = spark.read.parquet(str(raw_dir / "transactions.parquet"))
+    users = spark.read.parquet(str(raw_dir / "users.parquet"))
+
+    bounds = transactions.agg(F.min("event_time").alias("start"), F.max("event_time").alias("end")).first()
+    if bounds is None or bounds["start"] is None:
+        raise ValueError(f"no transactions in {raw_dir}")
+    split = TimeSplit.of_window(bounds["start"].astimezone(UTC), bounds["end"].astimezone(UTC), settings)
+    created = datetime.now(UTC)
+
+    # User profiles: from the profile part of the window only. A user without any
+    # purchase there gets the population median.
+    early = transactions.where(F.col("event_time") < F.lit(split.profile_end))
+    population_median = early.agg(F.median("amount")).first()[0] or 1.0
+    profile = (
+        users.join(early.groupBy("user_id").agg(F.median("amount").alias("median_purchase_amount")), "user_id", "left")
+        .select(
+            "user_id", "home_latitude", "home_longitude",
+            F.coalesce("median_purchase_amount", F.lit(float(population_median))).alias("median_purchase_amount"),
+            F.lit(split.profile_end).alias("event_timestamp"),
+            F.lit(created).alias("created_timestamp"),
+        )
+    )
+
+    # History strictly before each transaction: frames end one row before the current one.
+    in_user_order = Window.partitionBy("user_id").orderBy("event_time", "transaction_id")
+    before = in_user_order.rowsBetween(Window.unboundedPreceding, -1)
+    before_at_merchant = (Window.partitionBy("user_id", "merchant_id").orderBy("event_time", "transaction_id")
+                          .rowsBetween(Window.unboundedPreceding, -1))
+    time_s = F.col("event_time").cast("double")
+    history = transactions.select(
+        "transaction_id", "user_id", F.col("event_time").alias("event_timestamp"),
+        time_s.alias("event_time_s"), "amount", "latitude", "longitude",
+        F.col("used_chip").cast("double").alias("used_chip"),
+        F.col("used_pin_number").cast("double").alias("used_pin_number"),
+        F.col("online_order").cast("double").alias("online_order"),
+        F.col("fraud").cast("int").alias("fraud"),
+        F.count("amount").over(before).cast("double").alias("history_count"),
+        F.avg("amount").over(before).alias("history_mean_amount"),
+        F.max("amount").over(before).alias("history_max_amount"),
+        F.stddev_samp("amount").over(before).alias("history_std_amount"),
+        F.min(time_s).over(before).alias("first_time_s"),
+        F.lag(time_s).over(in_user_order).alias("last_time_s"),
+        F.lag("latitude").over(in_user_order).alias("last_latitude"),
+        F.lag("longitude").over(in_user_order).alias("last_longitude"),
+        F.count("amount").over(before_at_merchant).cast("double").alias("merchant_seen_before"),
+    ).withColumn(
+        "split",
+        F.when(F.col("event_timestamp") < F.lit(split.profile_end), "profile")
+        .when(F.col("event_timestamp") < F.lit(split.valid_start), "train")
+        .when(F.col("event_timestamp") < F.lit(split.test_start), "valid")
+        .otherwise("test"),
+    )
+    inputs = history.join(
+        profile.select("user_id", "home_latitude", "home_longitude", "median_purchase_amount"), "user_id", "left"
+    )
+    schema = T.StructType(
+        [T.StructField("transaction_id", T.StringType()), T.StructField("user_id", T.StringType()),
+         T.StructField("event_timestamp", T.TimestampType()), T.StructField("fraud", T.IntegerType()),
+         T.StructField("split", T.StringType())]
+        + [T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES]
+    )
+    features = inputs.mapInPandas(_features_of_batches, schema).withColumn("created_timestamp", F.lit(created))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile_path, features_path = out_dir / "user_profile.parquet", out_dir / "transaction_features.parquet"
+    profile.write.mode("overwrite").parquet(str(profile_path))
+    features.write.mode("overwrite").parquet(str(features_path))
+    counts = {row["split"]: row["count"] for row in spark.read.parquet(str(features_path)).groupBy("split").count().collect()}
+    rows_per_split = {name: int(counts.get(name, 0)) for name in SPLITS}
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(json.dumps(
+        {"split": {k: v.isoformat() for k, v in asdict(split).items()}, "rows": rows_per_split,
+         "features": list(FEATURE_NAMES), "created": created.isoformat()}, indent=2))
+    log.info("prepared %s rows per split in %s", rows_per_split, out_dir)
+    return PrepResult(features_path, profile_path, manifest_path, rows_per_split, split)
