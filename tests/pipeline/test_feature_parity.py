@@ -7,20 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import pytest
 
-from fraud.datagen import GenerationSpec, generate
 from fraud.events import Transaction
 from fraud.features import FEATURE_NAMES, UserActivity, UserProfile, stream_features
 from fraud.settings import Settings
-from training_pipeline.prep import PrepResult, prepare
-
-
-@pytest.fixture(scope="module")
-def prepared(spark: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, PrepResult]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("parity"), _env_file=None)
-    generate(GenerationSpec(users=3000, days=30, seed=11), settings.raw_dir)
-    return settings, prepare(settings, spark=spark)
+from training_pipeline.prep import PrepResult
 
 
 def replay_stream(raw_transactions: Path, profile_path: Path, batch_size: int = 500) -> pd.DataFrame:

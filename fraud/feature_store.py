@@ -1,0 +1,56 @@
+"""The product's handle on Feast: open the store from settings, apply the repo, materialize."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from string import Template
+
+import yaml
+
+from fraud.errors import FraudError
+from fraud.settings import Settings
+
+log = logging.getLogger(__name__)
+REPO_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
+
+
+def open_store(settings: Settings, config_file: str = "feature_store.yaml"):  # -> feast.FeatureStore
+    """A FeatureStore whose `${FRAUD_...}` placeholders are filled from ``settings``, not os.environ."""
+    from feast import FeatureStore, RepoConfig
+
+    text = (REPO_DIR / config_file).read_text()
+    try:  # the cluster variant takes its endpoints from the environment (Secrets), the local one from settings
+        raw = yaml.safe_load(Template(text).substitute({**os.environ, "FRAUD_DATA_DIR": str(settings.data_dir)}))
+    except KeyError as missing:
+        raise FraudError(f"{config_file} needs the environment variable {missing.args[0]}") from None
+    (settings.data_dir / "feast").mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(**raw)
+    config.repo_path = REPO_DIR
+    return FeatureStore(config=config)
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What `fraud pipeline features` did."""
+
+    applied: list[str]
+    start: datetime
+    end: datetime
+
+
+def apply_and_materialize(settings: Settings, start: datetime, end: datetime, store=None) -> MaterializeResult:
+    """Register the repo's objects and load the offline rows of [start, end] into the online store."""
+    from feature_repo.definitions import feast_objects
+
+    store = store or open_store(settings)
+    objects = feast_objects(settings)
+    store.apply(objects)
+    # Materialize is exclusive of nothing we want: pad the window so its first and last rows count.
+    store.materialize(start_date=start - timedelta(seconds=1), end_date=end + timedelta(seconds=1))
+    names = [getattr(obj, "name", type(obj).__name__) for obj in objects]
+    log.info("applied %s; materialized %s .. %s", ", ".join(names), start, end)
+    return MaterializeResult(names, start, end)
