@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Real-time fraud scoring on Kafka: local stack, producers, consumers, benchmarks.")
 stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the local services (Kafka broker).")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each measured beside its baseline in the same run.")
+data_app = typer.Typer(no_args_is_help=True, help="Synthetic users and transactions.")
+pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline, or one of its steps.")
 app.add_typer(stack_app, name="stack")
+app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(bench_app, name="bench")
 
 out = Console(soft_wrap=True)
@@ -42,8 +47,12 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="De
         force=True,
     )
     # The Kafka clients log every reconnect at WARNING; our own messages say what matters.
-    for noisy in ("kafka", "aiokafka"):
+    for noisy in ("kafka", "aiokafka", "py4j"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+
+def _print(text: str) -> None:
+    out.print(text, highlight=False, markup=False)
 
 
 def _show(statuses: dict[str, str]) -> None:
@@ -80,6 +89,70 @@ def stack_status() -> None:
     if statuses["kafka"].startswith("running"):
         for topic, events in topic_event_counts(settings).items():
             out.print(f"  topic {topic:<20} {events:>10,} events")
+
+
+# --- data -------------------------------------------------------------------------------------
+@data_app.command("generate")
+def data_generate(
+    users: Annotated[int, typer.Option(min=1, help="Number of users (user_0 ... user_<N-1>).")] = 10_000,
+    days: Annotated[int, typer.Option(min=1, help="Length of the time window in days.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the window (UTC).")] = datetime(2026, 1, 1),
+    scenario: Annotated[str, typer.Option(help="baseline, or drift: the fraud pattern changes from --drift-day on.")] = "baseline",
+    drift_day: Annotated[int | None, typer.Option(min=0, help="With --scenario drift: the day the pattern changes.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder. [default: <data dir>/raw]")] = None,
+) -> None:
+    """Write users.parquet and transactions.parquet (with a ground-truth `fraud` column)."""
+    import time
+
+    from fraud.datagen import GenerationSpec, generate
+
+    if scenario not in ("baseline", "drift"):
+        raise typer.BadParameter(f"{scenario!r} is not one of baseline, drift", param_hint="'--scenario'")
+    try:
+        spec = GenerationSpec(users=users, days=days, seed=seed, start=start.date(), scenario=scenario, drift_day=drift_day)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    out_dir = out or load_settings().raw_dir
+    started = time.perf_counter()
+    with Console(stderr=True).status(f"generating {users:,} users over {days} days"):
+        files = generate(spec, out_dir)
+    _print(f"{files.transactions:,} transactions of {files.users:,} users, {files.frauds:,} fraudulent "
+           f"({files.fraud_rate:.2%}), in {time.perf_counter() - started:.1f}s -> {out_dir}")
+
+
+# --- pipeline ---------------------------------------------------------------------------------
+@pipeline_app.command("prep")
+def pipeline_prep(
+    raw: Annotated[Path | None, typer.Option(help="Folder with users.parquet and transactions.parquet. [default: <data dir>/raw]")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder. [default: <data dir>/features]")] = None,
+) -> None:
+    """Spark: point-in-time features and user profiles, split by time into profile/train/valid/test."""
+    from training_pipeline.prep import prepare
+
+    settings = load_settings()
+    raw = raw or settings.raw_dir
+    if not (raw / "transactions.parquet").exists():
+        raise FraudError(f"no transactions.parquet in {raw}; run `fraud data generate` first")
+    result = prepare(settings, raw, out)
+    _print(f"features: {result.features_path}\nprofiles: {result.profile_path}\nrows per split: "
+           + ", ".join(f"{name} {count:,}" for name, count in result.rows_per_split.items()))
+
+
+@pipeline_app.command("features")
+def pipeline_features() -> None:
+    """Feast: apply the feature repo and materialize the prepared features into the online store."""
+    import json
+
+    from fraud.feature_store import apply_and_materialize
+
+    settings = load_settings()
+    manifest = settings.features_dir / "manifest.json"
+    if not manifest.exists():
+        raise FraudError(f"no {manifest}; run `fraud pipeline prep` first")
+    window = json.loads(manifest.read_text())["split"]
+    result = apply_and_materialize(settings, datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"]))
+    _print(f"applied {', '.join(result.applied)}; online store holds features up to {result.end:%Y-%m-%d %H:%M}")
 
 
 # --- produce ----------------------------------------------------------------------------------
