@@ -17,6 +17,7 @@ test-unit: bootstrap  ## fast tests only, no broker
 
 bench: bootstrap  ## benchmarks, each beside its baseline
 	$(UV) run fraud bench produce
+	$(UV) run fraud bench data
 
 stack-up: bootstrap
 	$(UV) run fraud stack up

@@ -28,13 +28,13 @@ PUSH_SOURCE = "user_activity_push"
 
 
 def feast_objects(settings: Settings) -> list:
-    """Every Feast object of the repo, with sources under ``settings.features_dir``."""
+    """Every Feast object of the repo, with sources under ``settings.features_location``."""
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING,
                   description="A card holder, user_0, user_1, ...")
 
     profile_source = FileSource(
         name="user_profile_source",
-        path=str(settings.features_dir / "user_profile.parquet"),
+        path=f"{settings.features_location}/user_profile.parquet",
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
     )
@@ -49,7 +49,7 @@ def feast_objects(settings: Settings) -> list:
 
     activity_source = FileSource(
         name="user_activity_source",
-        path=str(settings.features_dir / "transaction_features.parquet"),
+        path=f"{settings.features_location}/transaction_features.parquet",
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
     )

@@ -124,17 +124,17 @@ def data_generate(
 # --- pipeline ---------------------------------------------------------------------------------
 @pipeline_app.command("prep")
 def pipeline_prep(
-    raw: Annotated[Path | None, typer.Option(help="Folder with users.parquet and transactions.parquet. [default: <data dir>/raw]")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder. [default: <data dir>/features]")] = None,
+    raw: Annotated[str | None, typer.Option(help="Folder or s3a:// URI with users.parquet and transactions.parquet. [default: <data dir>/raw]")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder or s3a:// URI. [default: <data dir>/features]")] = None,
 ) -> None:
     """Spark: point-in-time features and user profiles, split by time into profile/train/valid/test."""
     from training_pipeline.prep import prepare
 
-    settings = load_settings()
-    raw = raw or settings.raw_dir
-    if not (raw / "transactions.parquet").exists():
-        raise FraudError(f"no transactions.parquet in {raw}; run `fraud data generate` first")
-    result = prepare(settings, raw, out)
+    settings = load_settings(raw_uri=raw, features_uri=out)
+    location = settings.raw_location
+    if "://" not in location and not (Path(location) / "transactions.parquet").exists():
+        raise FraudError(f"no transactions.parquet in {location}; run `fraud data generate` first")
+    result = prepare(settings)
     _print(f"features: {result.features_path}\nprofiles: {result.profile_path}\nrows per split: "
            + ", ".join(f"{name} {count:,}" for name, count in result.rows_per_split.items()))
 
@@ -147,9 +147,9 @@ def pipeline_features() -> None:
     from fraud.feature_store import apply_and_materialize
 
     settings = load_settings()
-    manifest = settings.features_dir / "manifest.json"
+    manifest = Path(settings.features_location) / "manifest.json"
     if not manifest.exists():
-        raise FraudError(f"no {manifest}; run `fraud pipeline prep` first")
+        raise FraudError(f"no {manifest}; run `fraud pipeline prep` first (local feature locations only)")
     window = json.loads(manifest.read_text())["split"]
     result = apply_and_materialize(settings, datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"]))
     _print(f"applied {', '.join(result.applied)}; online store holds features up to {result.end:%Y-%m-%d %H:%M}")
@@ -253,6 +253,22 @@ def bench_produce(
     from benchmarks.produce import run
 
     run(load_settings(), count=count, rounds=rounds, console=out)
+
+
+@bench_app.command("data")
+def bench_data(
+    small: Annotated[int, typer.Option(min=100, help="Users for the generator-vs-loop comparison.")] = 100_000,
+    sizes: Annotated[str, typer.Option(help="Comma-separated user counts for the generator and prep.")] = "100000,1000000",
+    prep_users: Annotated[int, typer.Option(min=100, help="Users for the Spark-vs-stream-path comparison.")] = 100_000,
+) -> None:
+    """Generator and Spark prep: wall time and peak memory, each beside a baseline."""
+    from benchmarks.data import run
+
+    try:
+        counts = tuple(int(part) for part in sizes.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{sizes!r} is not a comma-separated list of numbers", param_hint="'--sizes'") from None
+    run(small_users=small, sizes=counts, prep_users=prep_users, console=out)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     stack_stop_timeout_s: float = Field(20.0, gt=0)
 
     # --- data and batch preparation -------------------------------------------------
+    raw_uri: str | None = Field(None, description="Raw parquet location; default <data_dir>/raw, s3a://bucket/raw on a cluster.")
+    features_uri: str | None = Field(None, description="Prep output location; default <data_dir>/features.")
+    s3_endpoint: str | None = Field(None, description="S3/MinIO endpoint URL for s3a:// locations.")
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
     spark_master: str = Field("local[*]", description="local[*] here; spark://... or k8s://... on a cluster.")
     spark_driver_memory: str = Field("4g", pattern=r"^\d+[mMgG]$")
     spark_shuffle_partitions: int = Field(8, ge=1)
@@ -94,7 +99,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not host:port (for example 127.0.0.1:9092)")
         return ",".join(addresses)
 
-    @field_validator("kafka_sasl_password")
+    @field_validator("raw_uri", "features_uri")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(("s3a://", "file://", "hdfs://")):
+            raise ValueError(f"{value!r}: use a local path, s3a://, hdfs:// or file://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("kafka_sasl_password", "s3_secret_key")
     @classmethod
     def _refuse_placeholder_password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
@@ -128,6 +140,16 @@ class Settings(BaseSettings):
     def features_dir(self) -> Path:
         """Output of the batch preparation: the feature table, the user profiles and a manifest."""
         return self.data_dir / "features"
+
+    @property
+    def raw_location(self) -> str:
+        """Where Spark reads raw data: a local folder or an s3a:// URI."""
+        return self.raw_uri or str(self.raw_dir)
+
+    @property
+    def features_location(self) -> str:
+        """Where the prep step writes and Feast reads: a local folder or an s3a:// URI."""
+        return self.features_uri or str(self.features_dir)
 
     @property
     def bootstrap_host_port(self) -> tuple[str, int]:

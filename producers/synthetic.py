@@ -1,4 +1,7 @@
-"""A built-in live stream of synthetic card transactions (until `fraud data generate` datasets exist).
+"""A built-in live stream of synthetic card transactions, with event times from now.
+
+`fraud data generate` writes labelled datasets for training and replay; this
+stream is for a live feed of any length without a file.
 
 Values are drawn in numpy chunks (no per-field Python random calls); each row is
 then validated into a `Transaction`. Every user has a home location and a typical
@@ -17,9 +20,9 @@ import numpy as np
 
 from pydantic import TypeAdapter
 
+from fraud.datagen import MERCHANT_CATEGORIES
 from fraud.events import Transaction
 
-MERCHANT_CATEGORIES = ("grocery", "fuel", "restaurant", "travel", "electronics", "fashion", "pharmacy", "online_services")
 _CHUNK = 4096
 _TRANSACTIONS = TypeAdapter(list[Transaction])
 

@@ -57,11 +57,11 @@ class TimeSplit:
 
 @dataclass(frozen=True)
 class PrepResult:
-    """Where the step wrote its outputs, and the row counts per split."""
+    """Where the step wrote its outputs (paths or URIs), and the row counts per split."""
 
-    features_path: Path
-    profile_path: Path
-    manifest_path: Path
+    features_path: str
+    profile_path: str
+    manifest_path: str
     rows_per_split: dict[str, int]
     split: TimeSplit
 
@@ -72,9 +72,11 @@ def spark_session(settings: Settings, app_name: str = "fraud-prep"):  # -> pyspa
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers run this venv's interpreter
     from pyspark.sql import SparkSession
 
+    builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
+    for key, value in _s3a_config(settings).items():
+        builder = builder.config(key, value)
     return (
-        SparkSession.builder.master(settings.spark_master)
-        .appName(app_name)
+        builder
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
@@ -84,6 +86,38 @@ def spark_session(settings: Settings, app_name: str = "fraud-prep"):  # -> pyspa
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .getOrCreate()
     )
+
+
+def _s3a_config(settings: Settings) -> dict[str, str]:
+    """Hadoop S3A settings when a location is s3a://; the hadoop-aws jar matches Spark's own Hadoop."""
+    if not any(location.startswith("s3a://") for location in (settings.raw_location, settings.features_location)):
+        return {}
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    hadoop = next(jars.glob("hadoop-client-api-*.jar")).stem.removeprefix("hadoop-client-api-")
+    config = {"spark.jars.packages": f"org.apache.hadoop:hadoop-aws:{hadoop}", "spark.hadoop.fs.s3a.path.style.access": "true"}
+    if settings.s3_endpoint:
+        config["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint
+    if settings.s3_access_key and settings.s3_secret_key:
+        config["spark.hadoop.fs.s3a.access.key"] = settings.s3_access_key
+        config["spark.hadoop.fs.s3a.secret.key"] = settings.s3_secret_key.get_secret_value()
+    return config
+
+
+def _write_text(settings: Settings, location: str, text: str) -> None:
+    """Write a small text file to a local path or an s3a:// URI (through pyarrow's S3 filesystem)."""
+    if not location.startswith("s3a://"):
+        Path(location.removeprefix("file://")).write_text(text)
+        return
+    from pyarrow import fs
+
+    s3 = fs.S3FileSystem(
+        endpoint_override=settings.s3_endpoint, access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+    )
+    with s3.open_output_stream(location.removeprefix("s3a://")) as stream:
+        stream.write(text.encode())
 
 
 def _features_of_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -96,21 +130,21 @@ def _features_of_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFra
         yield out
 
 
-def prepare(settings: Settings, raw_dir: Path | None = None, out_dir: Path | None = None, spark=None) -> PrepResult:
-    """Run the step; ``spark`` may be an existing session (tests reuse one)."""
+def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path | None = None, spark=None) -> PrepResult:
+    """Run the step on local paths or s3a:// URIs; ``spark`` may be an existing session (tests reuse one)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    raw_dir = raw_dir or settings.raw_dir
-    out_dir = out_dir or settings.features_dir
+    raw = str(raw or settings.raw_location).rstrip("/")
+    out = str(out or settings.features_location).rstrip("/")
     spark = spark or spark_session(settings)
-    transactions = spark.read.parquet(str(raw_dir / "transactions.parquet"))
-    users = spark.read.parquet(str(raw_dir / "users.parquet"))
+    transactions = spark.read.parquet(f"{raw}/transactions.parquet")
+    users = spark.read.parquet(f"{raw}/users.parquet")
 
     bounds = transactions.agg(F.min("event_time").alias("start"), F.max("event_time").alias("end")).first()
     if bounds is None or bounds["start"] is None:
-        raise ValueError(f"no transactions in {raw_dir}")
+        raise ValueError(f"no transactions in {raw}")
     split = TimeSplit.of_window(bounds["start"].astimezone(UTC), bounds["end"].astimezone(UTC), settings)
     created = datetime.now(UTC)
 
@@ -168,15 +202,16 @@ def prepare(settings: Settings, raw_dir: Path | None = None, out_dir: Path | Non
     )
     features = inputs.mapInPandas(_features_of_batches, schema).withColumn("created_timestamp", F.lit(created))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    profile_path, features_path = out_dir / "user_profile.parquet", out_dir / "transaction_features.parquet"
-    profile.write.mode("overwrite").parquet(str(profile_path))
-    features.write.mode("overwrite").parquet(str(features_path))
-    counts = {row["split"]: row["count"] for row in spark.read.parquet(str(features_path)).groupBy("split").count().collect()}
+    if "://" not in out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    profile_path, features_path, manifest_path = (f"{out}/{name}" for name in (
+        "user_profile.parquet", "transaction_features.parquet", "manifest.json"))
+    profile.write.mode("overwrite").parquet(profile_path)
+    features.write.mode("overwrite").parquet(features_path)
+    counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}
     rows_per_split = {name: int(counts.get(name, 0)) for name in SPLITS}
-    manifest_path = out_dir / "manifest.json"
-    manifest_path.write_text(json.dumps(
+    _write_text(settings, manifest_path, json.dumps(
         {"split": {k: v.isoformat() for k, v in asdict(split).items()}, "rows": rows_per_split,
          "features": list(FEATURE_NAMES), "created": created.isoformat()}, indent=2))
-    log.info("prepared %s rows per split in %s", rows_per_split, out_dir)
+    log.info("prepared %s rows per split in %s", rows_per_split, out)
     return PrepResult(features_path, profile_path, manifest_path, rows_per_split, split)

@@ -86,3 +86,23 @@ def test_refuses_a_missing_ca_file_and_placeholder_password(tmp_path: Path) -> N
 def test_refuses_an_unknown_security_protocol() -> None:
     with pytest.raises(ValidationError, match="kafka_security_protocol"):
         Settings(kafka_security_protocol="TLS", _env_file=None)
+
+
+def test_locations_default_under_the_data_dir_and_take_s3a_uris(tmp_path: Path) -> None:
+    local = Settings(data_dir=tmp_path, _env_file=None)
+    assert (local.raw_location, local.features_location) == (str(tmp_path / "raw"), str(tmp_path / "features"))
+    remote = Settings(raw_uri="s3a://bucket/raw/", features_uri="s3a://bucket/features", _env_file=None)
+    assert (remote.raw_location, remote.features_location) == ("s3a://bucket/raw", "s3a://bucket/features")
+    with pytest.raises(ValidationError, match="s3a://"):
+        Settings(raw_uri="ftp://host/raw", _env_file=None)
+
+
+def test_s3a_locations_configure_spark_with_matching_hadoop_aws() -> None:
+    from training_pipeline.prep import _s3a_config
+
+    assert _s3a_config(Settings(_env_file=None)) == {}
+    config = _s3a_config(Settings(raw_uri="s3a://bucket/raw", s3_endpoint="http://127.0.0.1:9000", s3_access_key="fraud",
+                                  s3_secret_key="a-real-looking-secret", _env_file=None))
+    assert config["spark.jars.packages"].startswith("org.apache.hadoop:hadoop-aws:3.")
+    assert config["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert config["spark.hadoop.fs.s3a.secret.key"] == "a-real-looking-secret"
