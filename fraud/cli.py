@@ -43,7 +43,9 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="De
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=verbose)],
+        # Wide when not a terminal, so a log line stays one line in files and pipes.
+        handlers=[RichHandler(console=Console(stderr=True, width=None if sys.stderr.isatty() else 200),
+                              show_path=False, rich_tracebacks=verbose)],
         force=True,
     )
     # The Kafka clients log every reconnect at WARNING; our own messages say what matters.

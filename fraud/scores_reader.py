@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from fraud.errors import FraudError
@@ -38,7 +38,7 @@ def read_scores(
     """Yield score events; without ``follow``, stop after ``idle_timeout_s`` with nothing new.
 
     Reading never joins a consumer group, so it never moves the offsets of the
-    systems that act on scores.
+    systems that act on scores. Partitions added to the topic later are not read.
     """
     topic = topic or settings.topic_scores
     try:
@@ -52,9 +52,15 @@ def read_scores(
     except KafkaError as error:
         raise FraudError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {error} (is `fraud stack up` running?)") from error
     try:
-        if topic not in consumer.topics():
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
             raise FraudError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap}")
-        consumer.subscribe([topic])
+        # Fix each partition's start position now, so that nothing written after this call is missed.
+        consumer.assign(partitions)
+        (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*partitions)
+        for partition in partitions:
+            consumer.position(partition)
+        log.info("reading %s from the %s (%d partitions)", topic, "beginning" if from_beginning else "end", len(partitions))
         seen = 0
         for message in consumer:
             try:

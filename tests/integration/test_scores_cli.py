@@ -66,11 +66,14 @@ def test_scores_follow_sees_new_events(kafka_settings: Settings, new_topic: Call
     env = {**os.environ, "FRAUD_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap}
     with subprocess.Popen([sys.executable, "-m", "fraud.cli", "scores", "--topic", topic, "--follow", "--max", "4", "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as follower:
-        import time
-
-        time.sleep(4)  # let it join and position at the end before anything is written
+        err_lines = []
+        for line in follower.stderr:  # wait until it has fixed its position at the end of the topic
+            err_lines.append(line)
+            if "reading" in line and "from the end" in line:
+                break
         written = write_scores(kafka_settings, topic, 4)
         out, err = follower.communicate(timeout=60)
+        err = "".join(err_lines) + err
     assert follower.returncode == 0, err
     assert sorted(json.loads(line)["transaction_id"] for line in out.splitlines()) == sorted(s.transaction_id for s in written)
 
