@@ -1,0 +1,117 @@
+"""Pipeline step `train`: a Keras MLP with its preprocessing inside, exported to ONNX with tf2onnx.
+
+The graph takes raw feature values, [N, 14] float32, and does its own scaling:
+a signed log (sign(x) * log(1 + |x|), which tames amounts and distances and
+keeps the -1 "no history" marker distinct), then a Normalization layer adapted
+on the training split only. Serving therefore feeds exactly what training saw.
+
+Shapes: features [N, 14] -> signed log [N, 14] -> normalised [N, 14]
+-> Dense 64 -> Dense 32 -> Dense 16 (ReLU, BatchNorm, Dropout) -> sigmoid [N, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fraud.features import FEATURE_NAMES
+from fraud.onnx_model import OnnxFraudModel
+from fraud.settings import Settings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+log = logging.getLogger(__name__)
+INPUT_NAME = "features"
+OUTPUT_NAME = "score"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The exported model and what training measured."""
+
+    onnx_path: Path
+    epochs: int
+    best_val_pr_auc: float
+    max_parity_diff: float
+
+
+def signed_log(x):  # -> tensor
+    """sign(x) * log(1 + |x|): monotone, defined for negatives, near-linear around 0.
+
+    Written with log(1 + .) rather than log1p, which tf2onnx cannot export.
+    """
+    import keras
+
+    return keras.ops.sign(x) * keras.ops.log(1.0 + keras.ops.abs(x))
+
+
+def build_model(train_features: np.ndarray, seed: int):  # -> keras.Model
+    """The MLP; its Normalization layer is adapted here on the training split only."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(len(FEATURE_NAMES),), name=INPUT_NAME, dtype="float32")
+    scaled = keras.layers.Lambda(signed_log, name="signed_log")(inputs)
+    normalizer = keras.layers.Normalization(name="normalize")
+    normalizer.adapt(np.sign(train_features) * np.log(1.0 + np.abs(train_features)))
+    x = normalizer(scaled)
+    for width in (64, 32, 16):
+        x = keras.layers.Dense(width, activation="relu")(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Dropout(0.1)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(x)
+    model = keras.Model(inputs, outputs, name="fraud_mlp")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")])
+    return model
+
+
+def export_onnx(model, path: Path) -> Path:  # model: keras.Model
+    """Export with tf2onnx and check the graph has exactly one input, the raw features."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    model.output_names = [OUTPUT_NAME]  # Keras 3 models otherwise name outputs keras_tensor_NN, which tf2onnx trips on
+    signature = [tf.TensorSpec([None, len(FEATURE_NAMES)], tf.float32, name=INPUT_NAME)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf2onnx.convert.from_keras(model, input_signature=signature, opset=17, output_path=str(path))
+    graph_inputs = [i.name for i in onnx.load(str(path)).graph.input]
+    if graph_inputs != [INPUT_NAME]:
+        raise RuntimeError(f"exported graph has inputs {graph_inputs}; expected only {INPUT_NAME!r}")
+    return path
+
+
+def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings: Settings, onnx_path: Path) -> TrainResult:
+    """Fit on train (early stopping on valid PR-AUC), export, and assert ONNX == Keras on the whole test split."""
+    import keras
+
+    x_train, y_train = _xy(train)
+    x_valid, y_valid = _xy(valid)
+    positives = max(int(y_train.sum()), 1)
+    # Fraud is ~1% of rows: weight it up, but by the square root of the imbalance so that
+    # scores stay usable as probabilities; the threshold is tuned on valid anyway.
+    class_weight = {0: 1.0, 1: float(np.sqrt((len(y_train) - positives) / positives))}
+    model = build_model(x_train, settings.train_seed)
+    stop = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=4, restore_best_weights=True)
+    history = model.fit(x_train, y_train, validation_data=(x_valid, y_valid), epochs=settings.train_epochs,
+                        batch_size=settings.train_batch_size, class_weight=class_weight, callbacks=[stop], verbose=0)
+    best = float(max(history.history["val_pr_auc"]))
+    log.info("trained %d epochs, best valid PR-AUC %.4f", len(history.history["loss"]), best)
+
+    export_onnx(model, onnx_path)
+    x_test, _ = _xy(test)
+    keras_scores = model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
+    onnx_scores = OnnxFraudModel(onnx_path).predict(x_test)
+    max_diff = float(np.max(np.abs(keras_scores - onnx_scores))) if len(x_test) else 0.0
+    if max_diff > 1e-5:
+        raise RuntimeError(f"ONNX and Keras disagree by {max_diff:.2e} on the test split (limit 1e-5)")
+    return TrainResult(onnx_path, len(history.history["loss"]), best, max_diff)
+
+
+def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return frame[list(FEATURE_NAMES)].to_numpy(np.float32), frame["fraud"].to_numpy(np.float32)

@@ -1,0 +1,49 @@
+"""Pipeline step `training data`: point-in-time train/valid/test sets from Feast's offline store.
+
+The entity rows (user, transaction time, label) come from the prepared table;
+the features come from `get_historical_features` with the model's feature
+service, so training reads exactly what Feast serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from fraud.feature_store import open_store
+from fraud.features import FEATURE_NAMES
+from fraud.settings import Settings
+
+log = logging.getLogger(__name__)
+TRAINING_SPLITS = ("train", "valid", "test")
+
+
+def build_training_sets(settings: Settings, out_dir: Path | None = None) -> dict[str, Path]:
+    """Write ``<out>/{train,valid,test}.parquet``: FEATURE_NAMES columns plus `fraud`; return the paths."""
+    from feature_repo.definitions import FEATURE_SERVICE
+
+    out_dir = out_dir or settings.data_dir / "training"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = pd.read_parquet(f"{settings.features_location}/transaction_features.parquet",
+                             columns=["user_id", "event_timestamp", "fraud", "split"])
+    store = open_store(settings)
+    service = store.get_feature_service(FEATURE_SERVICE)
+    paths = {}
+    for split in TRAINING_SPLITS:
+        entity_df = labels.loc[labels["split"] == split, ["user_id", "event_timestamp", "fraud"]].reset_index(drop=True)
+        frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+        frame = frame.sort_values(["event_timestamp", "user_id"], kind="stable")[[*FEATURE_NAMES, "fraud"]]
+        if frame[list(FEATURE_NAMES)].isna().any().any():
+            raise ValueError(f"{split}: Feast returned rows without features; was `fraud pipeline features` run?")
+        paths[split] = out_dir / f"{split}.parquet"
+        frame.to_parquet(paths[split], index=False)
+        log.info("%s: %d rows, %.2f%% fraud", split, len(frame), 100 * frame["fraud"].mean())
+    return paths
+
+
+def load_split(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Features (in model input order) and labels of one split file."""
+    frame = pd.read_parquet(path)
+    return frame[list(FEATURE_NAMES)], frame["fraud"].astype(int)
