@@ -31,6 +31,8 @@ pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline, or
 app.add_typer(stack_app, name="stack")
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry: registered versions and which is production.")
+app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 
 out = Console(soft_wrap=True)
@@ -157,6 +159,89 @@ def pipeline_features() -> None:
     _print(f"applied {', '.join(result.applied)}; online store holds features up to {result.end:%Y-%m-%d %H:%M}")
 
 
+@pipeline_app.command("run")
+def pipeline_run(
+    users: Annotated[int | None, typer.Option(min=100, help="Users to generate when the data dir has no data. [default: FRAUD_PIPELINE_USERS]")] = None,
+) -> None:
+    """Run the whole training pipeline locally (kfp.local, one process per step) and say what it decided."""
+    import json
+    import uuid
+
+    from training_pipeline.pipeline import run_locally
+    from training_pipeline.steps import pipeline_dir
+
+    settings = load_settings()
+    run_id = uuid.uuid4().hex[:12]
+    message = run_locally(settings.data_dir, users or settings.pipeline_users, run_id)
+    timings = [json.loads(line) for line in (pipeline_dir(settings) / "timings.jsonl").read_text().splitlines()]
+    steps = {t["step"]: t["seconds"] for t in timings if t["run"] == run_id}
+    _print("step timings: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items())
+           + f" (total {sum(steps.values()):.1f}s)")
+    decision = json.loads((pipeline_dir(settings) / "last_decision.json").read_text())
+    _print(decision["reason"])
+    _print(message)
+    _print(f"report: {settings.data_dir / 'reports' / 'latest.html'}")
+
+
+@pipeline_app.command("compile")
+def pipeline_compile(
+    output: Annotated[Path | None, typer.Option(help="Where to write the YAML. [default: training_pipeline/pipeline.yaml]")] = None,
+) -> None:
+    """Write the KFP v2 pipeline YAML (for Kubeflow Pipelines / OpenShift AI Data Science Pipelines)."""
+    from training_pipeline.pipeline import COMPILED, compile_pipeline
+
+    path = compile_pipeline(load_settings().pipeline_image, output or COMPILED)
+    _print(f"wrote {path}")
+
+
+# --- models -----------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="JSON, with artifact URIs.")] = False) -> None:
+    """Every registered model and version; * marks production."""
+    import json
+    from dataclasses import asdict
+
+    from fraud.registry import open_registry
+
+    registry = open_registry(load_settings())
+    versions = [v for name in registry.models() for v in registry.versions(name)]
+    if as_json:
+        print(json.dumps([asdict(v) for v in versions], indent=2))
+        return
+    if not versions:
+        _print("no models registered yet; run `fraud pipeline run`")
+    for v in versions:
+        pr_auc = v.metadata.get("test_pr_auc")
+        _print(f"{'*' if v.production else ' '} {v.name} v{v.version}  {v.model_format}  registered {v.registered_at[:19]}"
+               + (f"  test PR-AUC {pr_auc:.4f}" if isinstance(pr_auc, float) else "") + f"  {v.uri}")
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str | None, typer.Argument(help="Version to show. [default: production]")] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name. [default: FRAUD_MODEL_NAME]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON.")] = False,
+) -> None:
+    """One version in full: URI, format, metrics, threshold, feature names, training window."""
+    import json
+    from dataclasses import asdict
+
+    from fraud.registry import open_registry
+
+    settings = load_settings()
+    registry = open_registry(settings)
+    name = name or settings.model_name
+    versions = registry.versions(name)
+    chosen = next((v for v in versions if v.version == version), None) if version else registry.production(name)
+    if chosen is None:
+        known = ", ".join(v.version for v in versions) or "none"
+        raise FraudError(f"model {name!r} has no version {version or '(production)'}; versions: {known}")
+    if as_json:
+        print(json.dumps(asdict(chosen), indent=2))
+        return
+    _print(json.dumps(asdict(chosen), indent=2))
+
+
 # --- produce ----------------------------------------------------------------------------------
 @app.command()
 def produce(
@@ -271,6 +356,20 @@ def bench_data(
     except ValueError:
         raise typer.BadParameter(f"{sizes!r} is not a comma-separated list of numbers", param_hint="'--sizes'") from None
     run(small_users=small, sizes=counts, prep_users=prep_users, console=out)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    sizes: Annotated[str, typer.Option(help="Comma-separated user counts, each a fresh local run.")] = "100000,1000000",
+) -> None:
+    """Per-step and total wall time of a local pipeline run from a clean data dir, per size."""
+    from benchmarks.pipeline import run
+
+    try:
+        counts = tuple(int(part) for part in sizes.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{sizes!r} is not a comma-separated list of numbers", param_hint="'--sizes'") from None
+    run(counts, console=out)
 
 
 # --- entry point ------------------------------------------------------------------------------

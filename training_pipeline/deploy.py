@@ -1,0 +1,25 @@
+"""Pipeline step `deploy`: roll the promoted version out.
+
+Locally this records the promotion in ``<data dir>/deployments.jsonl`` (the
+predictor, when it exists, reloads the production version). On a cluster the
+InferenceService will be patched instead, so Knative rolls a new revision.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from fraud.settings import Settings
+
+
+def deploy(decision: dict, settings: Settings) -> str:
+    """Record the rollout of a promoted version; say what happened either way."""
+    if not decision["promoted"]:
+        return f"nothing to deploy: {decision['reason']}"
+    record = {"at": datetime.now(UTC).isoformat(), "model": settings.model_name, "version": decision["version"],
+              "uri": decision["uri"], "target": "local (recorded; no predictor is running yet)"}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.data_dir / "deployments.jsonl").open("a") as journal:
+        journal.write(json.dumps(record) + "\n")
+    return f"deployed {settings.model_name} v{decision['version']} ({record['target']})"

@@ -1,0 +1,135 @@
+"""Pipeline step `evaluate`: test-split metrics beside a HistGradientBoosting baseline, the threshold, a report.
+
+The decision threshold is picked on the validation split: the lowest score
+whose precision reaches ``settings.target_precision`` (so recall is as high as
+that precision allows). The test split is only ever used to report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
+
+from fraud.features import FEATURE_NAMES
+from fraud.onnx_model import OnnxFraudModel
+from fraud.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` measured on the test split."""
+
+    threshold: float
+    pr_auc: float
+    roc_auc: float
+    precision: float
+    recall: float
+    baseline_pr_auc: float
+    baseline_roc_auc: float
+    test_rows: int
+    test_frauds: int
+    confusion: list[list[int]] = field(default_factory=list)  # [[tn, fp], [fn, tp]]
+    roc: dict[str, list[float]] = field(default_factory=dict)  # fpr, tpr, thresholds (subsampled)
+
+    def metrics(self) -> dict[str, float]:
+        """The scalar metrics, for ONNX metadata, the registry and KFP."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, (int, float))}
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_precision: float) -> float:
+    """Lowest threshold whose precision on these rows is at least ``target_precision`` (else best F1)."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    reaching = np.flatnonzero(precision[:-1] >= target_precision)
+    if len(reaching):
+        return float(thresholds[reaching[0]])
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    log.warning("no threshold reaches precision %.2f on valid; using the best-F1 threshold", target_precision)
+    return float(thresholds[int(np.argmax(f1))])
+
+
+def evaluate(onnx_path: Path, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings: Settings,
+             report_path: Path | None = None) -> Evaluation:
+    """Score valid and test with the ONNX model, fit the baseline, compute metrics, write the report."""
+    model = OnnxFraudModel(onnx_path)
+    columns = list(FEATURE_NAMES)
+    y_valid, y_test = valid["fraud"].to_numpy(int), test["fraud"].to_numpy(int)
+    threshold = choose_threshold(y_valid, model.predict(valid[columns].to_numpy()), settings.target_precision)
+    scores = model.predict(test[columns].to_numpy())
+
+    baseline = HistGradientBoostingClassifier(max_iter=300, early_stopping=True, random_state=settings.train_seed)
+    baseline.fit(train[columns], train["fraud"].astype(int))
+    baseline_scores = baseline.predict_proba(test[columns])[:, 1]
+
+    decided = scores >= threshold
+    tn, fp, fn, tp = confusion_matrix(y_test, decided, labels=[0, 1]).ravel()
+    fpr, tpr, roc_thresholds = roc_curve(y_test, scores)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))  # KFP's UI draws 200 points fine
+    evaluation = Evaluation(
+        threshold=threshold,
+        pr_auc=float(average_precision_score(y_test, scores)),
+        roc_auc=float(roc_auc_score(y_test, scores)),
+        precision=float(tp / (tp + fp)) if tp + fp else 0.0,
+        recall=float(tp / (tp + fn)) if tp + fn else 0.0,
+        baseline_pr_auc=float(average_precision_score(y_test, baseline_scores)),
+        baseline_roc_auc=float(roc_auc_score(y_test, baseline_scores)),
+        test_rows=len(y_test),
+        test_frauds=int(y_test.sum()),
+        confusion=[[int(tn), int(fp)], [int(fn), int(tp)]],
+        roc={"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
+             "thresholds": np.minimum(roc_thresholds[keep], 1.0).tolist()},
+    )
+    log.info("test PR-AUC %.4f (baseline %.4f), ROC-AUC %.4f, precision %.3f recall %.3f at %.4f",
+             evaluation.pr_auc, evaluation.baseline_pr_auc, evaluation.roc_auc, evaluation.precision,
+             evaluation.recall, threshold)
+    if report_path is not None:
+        write_report(report_path, evaluation, y_test, scores, baseline_scores)
+    return evaluation
+
+
+def write_report(path: Path, evaluation: Evaluation, labels: np.ndarray, scores: np.ndarray, baseline: np.ndarray) -> Path:
+    """A self-contained HTML page: metrics table and the PR curves of the model and the baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4.5), dpi=110)
+    for name, values in (("MLP (ONNX)", scores), ("HistGradientBoosting baseline", baseline)):
+        precision, recall, _ = precision_recall_curve(labels, values)
+        axis.plot(recall, precision, label=f"{name}: PR-AUC {average_precision_score(labels, values):.3f}")
+    axis.scatter([evaluation.recall], [evaluation.precision], color="black", zorder=3,
+                 label=f"threshold {evaluation.threshold:.3f}")
+    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall on the test split", xlim=(0, 1), ylim=(0, 1.02))
+    axis.legend(loc="lower left", fontsize=8)
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    png = base64.b64encode(buffer.getvalue()).decode()
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
+                   else f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in evaluation.metrics().items())
+    (tn, fp), (fn, tp) = evaluation.confusion
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "<!doctype html><meta charset='utf-8'><title>Fraud model evaluation</title>"
+        "<body style='font-family:sans-serif;max-width:760px;margin:2em auto'>"
+        "<h1>Fraud model evaluation</h1>"
+        f"<img alt='precision-recall curves' src='data:image/png;base64,{png}'>"
+        f"<h2>Metrics (test split)</h2><table border='1' cellpadding='4'>{rows}</table>"
+        "<h2>Confusion matrix at the threshold</h2><table border='1' cellpadding='4'>"
+        f"<tr><th></th><th>predicted legit</th><th>predicted fraud</th></tr>"
+        f"<tr><th>legit</th><td>{tn}</td><td>{fp}</td></tr><tr><th>fraud</th><td>{fn}</td><td>{tp}</td></tr></table>"
+        "</body>"
+    )
+    return path

@@ -1,0 +1,130 @@
+"""The KFP v2 training pipeline: prep -> features -> training data -> train -> evaluate -> register (gated) -> deploy.
+
+Each component is a thin wrapper that imports its step from `training_pipeline.steps`
+and runs in the project image, which has this package installed (so no
+`pip install` at run time). Locally, `kfp.local`'s SubprocessRunner runs the same
+components as processes of this virtualenv (`fraud pipeline run`); for a cluster,
+`fraud pipeline compile` writes `training_pipeline/pipeline.yaml`.
+
+The promotion decision lives inside the `register` step, not in `dsl.If`: KFP
+2.16's local runner evaluates conditions wrongly, and this way a local run and
+a cluster run behave the same.
+"""
+
+# No `from __future__ import annotations` here: KFP reads the components' annotations at runtime.
+from collections.abc import Callable
+from pathlib import Path
+
+from kfp import compiler, dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+PIPELINE_NAME = "fraud-training"
+COMPILED = Path(__file__).with_name("pipeline.yaml")
+
+
+def build_pipeline(image: str) -> Callable:
+    """The pipeline function, with every step running in ``image``."""
+
+    def component(function: Callable) -> Callable:
+        return dsl.component(function, base_image=image, install_kfp_package=False)
+
+    @component
+    def prep(data_dir: str, users: int, prepared: Output[Dataset]):
+        """Spark: point-in-time features and user profiles (generates data first if there is none)."""
+        from training_pipeline.steps import run_prep
+
+        rows = run_prep(data_dir, users, prepared.path)
+        prepared.metadata.update({f"rows_{split}": count for split, count in rows.items()})
+
+    @component
+    def features(data_dir: str, prepared: Input[Dataset], feature_store: Output[Artifact]):
+        """Feast: apply the repo and materialize the prepared window into the online store."""
+        from training_pipeline.steps import run_features
+
+        applied = run_features(data_dir, prepared.path)
+        feature_store.metadata["applied"] = ", ".join(applied)
+        with open(feature_store.path, "w") as marker:
+            marker.write("\n".join(applied))
+
+    @component
+    def training_data(data_dir: str, feature_store: Input[Artifact], train: Output[Dataset], valid: Output[Dataset],
+                      test: Output[Dataset]):
+        """Point-in-time train/valid/test sets from Feast's offline store."""
+        from training_pipeline.steps import run_training_data
+
+        run_training_data(data_dir, train.path, valid.path, test.path)
+
+    @component
+    def train_model(data_dir: str, train: Input[Dataset], valid: Input[Dataset], test: Input[Dataset], model: Output[Model]):
+        """Keras MLP with scaling inside, exported to ONNX (one input), ONNX == Keras checked on test."""
+        from training_pipeline.steps import run_train
+
+        model.metadata.update(run_train(data_dir, train.path, valid.path, test.path, model.path))
+        model.metadata["framework"] = "onnx"
+
+    @component
+    def evaluate(data_dir: str, model: Input[Model], train: Input[Dataset], valid: Input[Dataset], test: Input[Dataset],
+                 prepared: Input[Dataset], candidate: Output[Model], metrics: Output[Metrics],
+                 classification: Output[ClassificationMetrics], report: Output[HTML]):
+        """Test metrics beside a HistGradientBoosting baseline, the threshold, the report, the candidate model."""
+        from training_pipeline.steps import run_evaluate
+
+        evaluation = run_evaluate(data_dir, model.path, train.path, valid.path, test.path, prepared.path,
+                                  candidate.path, report.path)
+        for name, value in evaluation.metrics().items():
+            metrics.log_metric(name, value)
+        classification.log_roc_curve(evaluation.roc["fpr"], evaluation.roc["tpr"], evaluation.roc["thresholds"])
+        classification.log_confusion_matrix(["legit", "fraud"], evaluation.confusion)
+        candidate.metadata.update({"threshold": evaluation.threshold, "pr_auc": evaluation.pr_auc})
+
+    @component
+    def register(data_dir: str, candidate: Input[Model], test: Input[Dataset], decision: Output[Artifact]) -> bool:
+        """The gate: register and promote the candidate only if it beats production on the same test split."""
+        from training_pipeline.steps import run_register
+
+        verdict = run_register(data_dir, candidate.path, test.path, decision.path)
+        decision.metadata.update({k: v for k, v in verdict.items() if v is not None})
+        return bool(verdict["promoted"])
+
+    @component
+    def deploy(data_dir: str, decision: Input[Artifact]) -> str:
+        """Roll out the promoted version (locally: record it); a no-op when nothing was promoted."""
+        from training_pipeline.steps import run_deploy
+
+        return run_deploy(data_dir, decision.path)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate, register and deploy the fraud model.")
+    def fraud_training(data_dir: str = "", users: int = 0) -> str:
+        """``data_dir`` "" = settings from the environment (cluster); ``users`` 0 = FRAUD_PIPELINE_USERS."""
+        prepared = prep(data_dir=data_dir, users=users)
+        store = features(data_dir=data_dir, prepared=prepared.outputs["prepared"])
+        sets = training_data(data_dir=data_dir, feature_store=store.outputs["feature_store"])
+        trained = train_model(data_dir=data_dir, train=sets.outputs["train"], valid=sets.outputs["valid"],
+                              test=sets.outputs["test"])
+        evaluated = evaluate(data_dir=data_dir, model=trained.outputs["model"], train=sets.outputs["train"],
+                             valid=sets.outputs["valid"], test=sets.outputs["test"], prepared=prepared.outputs["prepared"])
+        gate = register(data_dir=data_dir, candidate=evaluated.outputs["candidate"], test=sets.outputs["test"])
+        return deploy(data_dir=data_dir, decision=gate.outputs["decision"]).output
+
+    return fraud_training
+
+
+def compile_pipeline(image: str, path: Path = COMPILED) -> Path:
+    """Write the pipeline's KFP IR YAML, for KFP or OpenShift AI Data Science Pipelines."""
+    compiler.Compiler().compile(build_pipeline(image), package_path=str(path))
+    return path
+
+
+def run_locally(data_dir: Path, users: int, run_id: str) -> str:
+    """Run the whole pipeline with kfp.local's SubprocessRunner in this virtualenv; return the deploy message."""
+    import os
+
+    from kfp import local
+
+    from training_pipeline.steps import RUN_ID_ENV
+
+    os.environ[RUN_ID_ENV] = run_id  # the step processes inherit it and tag their timings with it
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(data_dir / "pipeline" / "kfp"),
+               raise_on_error=True)
+    task = build_pipeline("local")(data_dir=str(data_dir), users=users)
+    return task.output
