@@ -37,7 +37,12 @@ def run(sizes: tuple[int, ...], console: Console | None = None) -> dict[int, dic
             timings = [json.loads(line) for line in (Path(scratch) / "pipeline" / "timings.jsonl").read_text().splitlines()]
             results[users] = {t["step"]: t["seconds"] for t in timings} | {"wall": wall}
             decision = json.loads((Path(scratch) / "pipeline" / "last_decision.json").read_text())
-            console.log(f"{users:,} users: {wall:.0f}s wall; {decision['reason']}")
+            registry = json.loads((Path(scratch) / "registry" / "registry.json").read_text())
+            metrics = registry["models"]["fraud-detection"]["versions"][-1]["metadata"]["metrics"]
+            results[users] |= {"pr_auc": metrics["pr_auc"], "baseline_pr_auc": metrics["baseline_pr_auc"]}
+            console.log(f"{users:,} users: {wall:.0f}s wall; {decision['reason']}; test PR-AUC {metrics['pr_auc']:.4f} "
+                        f"vs HistGradientBoosting {metrics['baseline_pr_auc']:.4f} "
+                        f"(ratio {metrics['pr_auc'] / metrics['baseline_pr_auc']:.3f}, target >= 0.98)")
     table = Table(title="local pipeline run (kfp.local SubprocessRunner, 2 cores), seconds")
     table.add_column("step")
     for users in sizes:
