@@ -12,36 +12,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
 
 import orjson
-from cloudevents.core.base import BaseCloudEvent
-from cloudevents.core.bindings import kafka as ce_kafka
-from cloudevents.core.exceptions import BaseCloudEventException
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
+from cloudevents import exceptions as ce_errors
+from cloudevents.http import CloudEvent
+from cloudevents.kafka import KafkaMessage, from_structured, to_structured
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 TRANSACTION_TYPE = "fraud.transaction.v1"
 SCORE_TYPE = "fraud.score.v1"
 
 
-
-class OrjsonFormat(JSONFormat):
-    """The SDK's JSON event format, writing JSON object data with orjson.
-
-    Same bytes on the wire as ``JSONFormat`` up to key spacing (tested), about
-    five times faster, which matters at tens of thousands of events per second.
-    Anything but a JSON object payload goes through the SDK's own writer.
-    """
-
-    def write(self, event: BaseCloudEvent) -> bytes:
-        data = event.get_data()
-        attributes = event.get_attributes()
-        content_type = attributes.get("datacontenttype", self.DEFAULT_CONTENT_TYPE)
-        if not isinstance(data, dict) or not self.JSON_CONTENT_TYPE_PATTERN.match(content_type):
-            return super().write(event)
-        return orjson.dumps({**attributes, "data": data}, option=orjson.OPT_UTC_Z)
-
-
-_JSON = OrjsonFormat()
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -120,13 +99,18 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def to_cloudevent(payload: Transaction | Score, source: str) -> CloudEvent:
     """Wrap an event payload in a CloudEvent whose id, time and partition key come from the payload."""
     attributes = {
+        "specversion": "1.0",
         "type": _EVENT_TYPES[type(payload)],
         "source": source,
         "id": payload.transaction_id if isinstance(payload, Transaction) else f"score-{payload.transaction_id}",
-        "time": payload.event_time if isinstance(payload, Transaction) else payload.scored_at,
+        "time": _rfc3339(payload.event_time if isinstance(payload, Transaction) else payload.scored_at),
         "subject": payload.user_id,
         "datacontenttype": "application/json",
         "partitionkey": payload.user_id,
@@ -134,23 +118,22 @@ def to_cloudevent(payload: Transaction | Score, source: str) -> CloudEvent:
     return CloudEvent(attributes, payload.model_dump(mode="json"))
 
 
-def to_kafka_message(payload: Transaction | Score, source: str) -> ce_kafka.KafkaMessage:
-    """Encode a payload as a structured-mode CloudEvent Kafka message (key = user id)."""
-    return ce_kafka.to_structured(to_cloudevent(payload, source), _JSON)
+def to_kafka_message(payload: Transaction | Score, source: str) -> KafkaMessage:
+    """Encode a payload as a structured-mode CloudEvent Kafka message (key = user id), with orjson."""
+    return to_structured(to_cloudevent(payload, source), envelope_marshaller=orjson.dumps)
 
 
 KafkaRecord = tuple[bytes, bytes, list[tuple[str, bytes]]]
-# Structured mode always carries this one header (the event format's media type);
-# sharing one list lets a chunk of records pickle it once.
-STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", _JSON.get_content_type().encode())]
+# The Kafka protocol binding says a structured-mode message's content-type is the event
+# format's media type. The 1.x SDK copies the *data*'s content type there instead, which
+# reads as binary mode, so we set the header ourselves. One shared list also pickles once per chunk.
+STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/cloudevents+json")]
 
 
 def encode(payload: Transaction | Score, source: str) -> KafkaRecord:
     """(key, value, headers) of a payload, ready for any Kafka client's send()."""
     message = to_kafka_message(payload, source)
     key = message.key.encode() if isinstance(message.key, str) else message.key
-    if message.headers != dict(STRUCTURED_HEADERS):  # only if a future SDK adds headers
-        return key, message.value, list(message.headers.items())
     return key, message.value, STRUCTURED_HEADERS
 
 
@@ -159,14 +142,14 @@ def decode(value: bytes | None, expected: type[EventT]) -> EventT:
     if not value:
         raise InvalidEvent("empty message")
     try:
-        event = ce_kafka.from_structured(ce_kafka.KafkaMessage(headers={}, key=None, value=value), _JSON)
-    except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
+        event = from_structured(KafkaMessage(headers={}, key=None, value=value), envelope_unmarshaller=orjson.loads)
+    except ce_errors.DataUnmarshallerError as error:
         raise InvalidEvent(f"not a JSON CloudEvent: {error}") from error
-    except BaseCloudEventException as error:
+    except ce_errors.GenericException as error:
         raise InvalidEvent(f"invalid CloudEvent attributes: {error}") from error
     except (AttributeError, TypeError) as error:  # e.g. a JSON array or number instead of an object
         raise InvalidEvent(f"not a JSON CloudEvent object: {error}") from error
-    event_type = event.get_type()
+    event_type = event["type"]
     if event_type != _EVENT_TYPES[expected]:
         raise InvalidEvent(f"CloudEvent type is {event_type!r}, expected {_EVENT_TYPES[expected]!r}")
     data = event.get_data()
