@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     pipeline_image: str = Field("quay.io/example/fraud-scoring:latest", description="Image the KFP steps run in on a cluster.")
     kfp_host: str | None = Field(None, description="KFP API endpoint for `fraud retrain` on a cluster.")
 
+    # --- predictor -------------------------------------------------------------------------
+    predictor_host: str = Field("127.0.0.1", description="Where the local predictor binds; KServe's own default is 0.0.0.0.")
+    predictor_port: int = Field(8080, ge=1, le=65535)
+    predictor_max_rows: int = Field(10_000, ge=1, description="Most rows one request may carry.")
+
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
     producer_linger_ms: int = Field(20, ge=0)
@@ -155,6 +160,11 @@ class Settings(BaseSettings):
     def features_dir(self) -> Path:
         """Output of the batch preparation: the feature table, the user profiles and a manifest."""
         return self.data_dir / "features"
+
+    @property
+    def predictor_url(self) -> str:
+        """Base URL of the predictor."""
+        return f"http://{self.predictor_host}:{self.predictor_port}"
 
     @property
     def raw_location(self) -> str:

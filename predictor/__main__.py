@@ -1,0 +1,3 @@
+from predictor.server import main
+
+main()

@@ -1,0 +1,206 @@
+"""The KServe model `fraud-detection`: the registered production ONNX model, served with onnxruntime.
+
+`load()` resolves the version (pinned in settings, else production), fetches the
+artifact through `fraud.storage` and swaps it in atomically, so a reload never
+fails a request in flight: each request scores with the model it started with.
+
+Requests:
+- V2 (Open Inference Protocol): one FP32 tensor [N, F], F = the model's features;
+- V1 ``{"instances": [[...], ...]}``: the same rows as JSON;
+- V1 ``{"user_id": "user_0"}``: that user's latest features from the Feast online store.
+Anything else is a 4xx that says what is wrong; every answer carries the model version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import HTTPException
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+
+from fraud.errors import FraudError
+from fraud.onnx_model import OnnxFraudModel
+from fraud.registry import open_registry
+from fraud.settings import Settings
+from fraud.storage import fetch
+
+log = logging.getLogger(__name__)
+OUTPUT_NAME = "score"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded version: swapped in whole, never modified."""
+
+    onnx: OnnxFraudModel
+    version: str
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.onnx.feature_names
+
+
+class FraudModel(Model):
+    """load / predict / ready, plus the request checks that keep client mistakes 4xx."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.current: LoadedModel | None = None
+        self._feature_store = None
+
+    # -- loading -----------------------------------------------------------------------------
+    def load(self) -> bool:
+        """Load the pinned or production version; stay not-ready (not crash) when there is none."""
+        try:
+            self.current = self._resolve_and_load()
+        except FraudError as error:
+            log.warning("model %s not loaded: %s", self.name, error)
+            self.ready = self.current is not None  # a failed reload keeps serving the previous version
+            return self.ready
+        self.ready = True
+        log.info("serving %s v%s (%d features)", self.name, self.current.version, len(self.current.feature_names))
+        return True
+
+    def _resolve_and_load(self) -> LoadedModel:
+        registry = open_registry(self.settings)
+        versions = registry.versions(self.name)
+        if self.settings.model_version:
+            chosen = next((v for v in versions if v.version == self.settings.model_version), None)
+        else:
+            chosen = registry.production(self.name)
+        if chosen is None:
+            wanted = f"version {self.settings.model_version}" if self.settings.model_version else "a production version"
+            raise FraudError(f"the registry has no {wanted} of {self.name}; run `fraud pipeline run`")
+        if self.current is not None and self.current.version == chosen.version:
+            return self.current
+        with tempfile.TemporaryDirectory() as scratch:
+            onnx = OnnxFraudModel(fetch(self.settings, chosen.uri, Path(scratch) / "model.onnx"))
+        return LoadedModel(onnx, chosen.version)
+
+    def get_input_types(self) -> list[dict]:
+        names = self.current.feature_names if self.current else []
+        # `parameters` is not in KServe's metadata schema; predictor.server lets it through.
+        return [{"name": "features", "datatype": "FP32", "shape": [-1, len(names)], "parameters": {"feature_names": names}}]
+
+    def get_output_types(self) -> list[dict]:
+        return [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, 1]}]
+
+    # -- prediction ----------------------------------------------------------------------------
+    async def predict(self, payload: InferRequest | dict | bytes, headers: dict[str, str] | None = None) -> Any:
+        model = self.current
+        if model is None:
+            raise HTTPException(status_code=503, detail=f"model {self.name} is not loaded yet")
+        if isinstance(payload, InferRequest):
+            return self._predict_v2(model, payload)
+        if isinstance(payload, (bytes, bytearray, str)):
+            payload = _json_without_content_type(payload)
+        if not isinstance(payload, dict):
+            raise InvalidInput('expected a JSON object: {"instances": [[...], ...]} or {"user_id": "user_0"}')
+        if "user_id" in payload:
+            return await self._predict_user(model, payload)
+        if "instances" in payload:
+            rows = self._rows(model, payload["instances"], "instances")
+            return {"predictions": model.onnx.predict(rows).reshape(-1, 1).tolist(), "model_version": model.version}
+        raise InvalidInput('expected {"instances": [[...], ...]} or {"user_id": "user_0"}, got keys '
+                           f"{sorted(payload)[:5]}")
+
+    def _predict_v2(self, model: LoadedModel, request: InferRequest) -> InferResponse:
+        if len(request.inputs) != 1:
+            raise InvalidInput(f"expected one input tensor 'features', got {len(request.inputs)}")
+        tensor = request.inputs[0]
+        if tensor.datatype != "FP32":
+            raise InvalidInput(f"input {tensor.name!r} must be FP32, got {tensor.datatype}")
+        expected = len(model.feature_names)
+        if len(tensor.shape) != 2 or tensor.shape[1] != expected:
+            raise InvalidInput(f"input shape must be [N, {expected}], got {list(tensor.shape)}")
+        try:
+            rows = tensor.as_numpy()
+        except ValueError as error:  # data length does not match the declared shape
+            raise InvalidInput(f"input data does not fit shape {list(tensor.shape)}: {error}") from error
+        self._check_rows(rows)
+        scores = model.onnx.predict(rows).astype(np.float32).reshape(-1, 1)
+        output = InferOutput(name=OUTPUT_NAME, shape=list(scores.shape), datatype="FP32")
+        output.set_data_from_numpy(scores, binary_data=False)
+        return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[output],
+                             model_version=model.version)
+
+    async def _predict_user(self, model: LoadedModel, payload: dict) -> dict:
+        user_id = payload["user_id"]
+        if not isinstance(user_id, str) or not user_id:
+            raise InvalidInput('"user_id" must be a non-empty string such as "user_0"')
+        features = await asyncio.to_thread(self._online_features, user_id, model.feature_names)
+        if features is None:
+            raise HTTPException(status_code=404, detail=f"unknown user {user_id!r}: the feature store has no features for it")
+        rows = np.asarray([features], dtype=np.float32)
+        return {"user_id": user_id, "prediction": model.onnx.predict(rows).reshape(-1, 1).tolist(),
+                "model_version": model.version}
+
+    def _online_features(self, user_id: str, names: list[str]) -> list[float] | None:
+        """The user's latest features from Feast's online store (None if it has none)."""
+        from fraud.feature_store import open_store
+
+        if self._feature_store is None:
+            self._feature_store = open_store(self.settings)
+        values = self._feature_store.get_online_features(
+            features=[f"user_activity:{name}" for name in names], entity_rows=[{"user_id": user_id}]
+        ).to_dict()
+        row = [values[name][0] for name in names]
+        return None if any(value is None for value in row) else [float(value) for value in row]
+
+    def _rows(self, model: LoadedModel, instances: Any, field: str) -> np.ndarray:
+        expected = len(model.feature_names)
+        if not isinstance(instances, list) or not instances:
+            raise InvalidInput(f'"{field}" must be a non-empty list of rows of {expected} numbers')
+        if len(instances) > self.settings.predictor_max_rows:
+            raise InvalidInput(f"{len(instances)} rows is more than the limit of {self.settings.predictor_max_rows} per request")
+        if not all(isinstance(row, list) and len(row) == expected for row in instances):
+            raise InvalidInput(f'every row of "{field}" must be a list of {expected} numbers ({", ".join(model.feature_names)})')
+        try:
+            rows = np.asarray(instances, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise InvalidInput(f'"{field}" must hold numbers only: {error}') from error
+        self._check_rows(rows)
+        return rows
+
+    def _check_rows(self, rows: np.ndarray) -> None:
+        if rows.shape[0] == 0:
+            raise InvalidInput("no rows to score")
+        if rows.shape[0] > self.settings.predictor_max_rows:
+            raise InvalidInput(f"{rows.shape[0]} rows is more than the limit of {self.settings.predictor_max_rows} per request")
+        if not np.isfinite(rows).all():
+            bad = np.argwhere(~np.isfinite(rows))[0]
+            raise InvalidInput(f"row {bad[0]} column {bad[1]} is {rows[bad[0], bad[1]]}: features must be finite numbers")
+
+
+class ZeroModel(Model):
+    """The benchmark's baseline: the same server, a model that returns zeros without computing anything."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload: InferRequest | dict, headers: dict[str, str] | None = None) -> Any:
+        if isinstance(payload, InferRequest):
+            rows = payload.inputs[0].shape[0]
+            output = InferOutput(name=OUTPUT_NAME, shape=[rows, 1], datatype="FP32")
+            output.set_data_from_numpy(np.zeros((rows, 1), dtype=np.float32), binary_data=False)
+            return InferResponse(response_id=payload.id or "0", model_name=self.name, infer_outputs=[output], model_version="0")
+        return {"predictions": [[0.0]] * len(payload.get("instances", [[]])), "model_version": "0"}
+
+
+def _json_without_content_type(body: bytes | bytearray | str) -> Any:
+    """KServe hands over the raw body when the content type is not JSON: parse it, or say which header is missing."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"the body is not JSON ({error}); send JSON with the header 'Content-Type: application/json'") from error

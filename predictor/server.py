@@ -1,0 +1,88 @@
+"""The predictor process: KServe's ModelServer around `FraudModel`, on the host and port from settings.
+
+Three adjustments to KServe's defaults, each for a stated reason:
+- it binds 0.0.0.0 whatever it is told; locally we bind `FRAUD_PREDICTOR_HOST`
+  (127.0.0.1) so a laptop does not expose the model to its network;
+- its `/v2/health/ready` answers ready even with no model loaded; ours is ready
+  only when every registered model is, so `fraud stack up` and Kubernetes can trust it;
+- its repository `load` endpoint does nothing for a custom model; ours reloads
+  the model (the production version) in a thread, without blocking requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kserve.model_server
+from kserve import ModelServer
+from kserve.model_repository import ModelRepository
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.rest import server as rest_server
+from kserve.protocol.rest import v2_datamodels
+
+from fraud.settings import Settings, load_settings
+from predictor.model import FraudModel
+
+log = logging.getLogger(__name__)
+
+
+class ReloadingRepository(ModelRepository):
+    """`POST /v2/repository/models/<name>/load` reloads that model: new version in, old one out, no failed request."""
+
+    async def load(self, name: str) -> bool:
+        model = self.get_model(name)
+        if model is None:
+            raise KeyError(f"model {name} is not served here")
+        return await asyncio.to_thread(model.load)
+
+
+class ModelsReadyDataPlane(DataPlane):
+    """Server readiness = every registered model is ready."""
+
+    async def ready(self) -> bool:
+        models = self._model_registry.get_models().values()
+        return bool(models) and all([await model.healthy() for model in models])
+
+
+def _bind_to(host: str) -> None:
+    """Make KServe's REST server listen on ``host`` instead of its hard-coded 0.0.0.0."""
+
+    class HostRESTServer(rest_server.RESTServer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.config.host = host
+
+    kserve.model_server.RESTServer = HostRESTServer
+
+
+def _allow_tensor_parameters() -> None:
+    """Let model metadata tensors carry `parameters` (our feature names); KServe's schema drops them."""
+    v2_datamodels.MetadataTensor.model_config["extra"] = "allow"
+    v2_datamodels.MetadataTensor.model_rebuild(force=True)
+    v2_datamodels.ModelMetadataResponse.model_rebuild(force=True)
+
+
+def build_server(settings: Settings, model) -> ModelServer:  # model: kserve.Model
+    """A ModelServer serving ``model`` on settings' host and port, with the adjustments above."""
+    _bind_to(settings.predictor_host)
+    _allow_tensor_parameters()
+    repository = ReloadingRepository()
+    repository.update(model)
+    server = ModelServer(http_port=settings.predictor_port, workers=1, enable_grpc=False, registered_models=repository,
+                         enable_docs_url=False)
+    server.dataplane = ModelsReadyDataPlane(model_registry=repository)
+    return server
+
+
+def main() -> None:
+    """`python -m predictor`: serve the production model; not-ready (but up) until one exists."""
+    settings = load_settings()
+    model = FraudModel(settings)
+    model.load()
+    # Models are registered above, ready or not, so start() gets none to check: KServe would refuse to start otherwise.
+    build_server(settings, model).start([])
+
+
+if __name__ == "__main__":
+    main()
