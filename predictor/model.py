@@ -69,7 +69,17 @@ class FraudModel(Model):
             return self.ready
         self.ready = True
         log.info("serving %s v%s (%d features)", self.name, self.current.version, len(self.current.feature_names))
+        self._warm_up_feature_store()
         return True
+
+    def _warm_up_feature_store(self) -> None:
+        """Open Feast now: its first use costs seconds (imports, registry), which no request should pay."""
+        if self._feature_store is not None:
+            return
+        try:
+            self._online_features("user_warm_up", self.current.feature_names)
+        except Exception as error:  # the store may not exist yet; user_id requests will then say so
+            log.warning("Feast online store not usable yet: %s", error)
 
     def _resolve_and_load(self) -> LoadedModel:
         registry = open_registry(self.settings)
@@ -138,7 +148,10 @@ class FraudModel(Model):
         user_id = payload["user_id"]
         if not isinstance(user_id, str) or not user_id:
             raise InvalidInput('"user_id" must be a non-empty string such as "user_0"')
-        features = await asyncio.to_thread(self._online_features, user_id, model.feature_names)
+        try:
+            features = await asyncio.to_thread(self._online_features, user_id, model.feature_names)
+        except Exception as error:  # no feature store yet: the server's problem, not the client's
+            raise HTTPException(status_code=503, detail=f"the feature store cannot be read: {error}") from error
         if features is None:
             raise HTTPException(status_code=404, detail=f"unknown user {user_id!r}: the feature store has no features for it")
         rows = np.asarray([features], dtype=np.float32)

@@ -16,6 +16,7 @@ import logging
 
 import kserve.model_server
 from kserve import ModelServer
+from kserve.errors import InvalidInput
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest import server as rest_server
@@ -37,12 +38,18 @@ class ReloadingRepository(ModelRepository):
         return await asyncio.to_thread(model.load)
 
 
-class ModelsReadyDataPlane(DataPlane):
-    """Server readiness = every registered model is ready."""
+class FraudDataPlane(DataPlane):
+    """KServe's data plane, with readiness = every registered model is ready, and decode errors that say what to send."""
 
     async def ready(self) -> bool:
         models = self._model_registry.get_models().values()
         return bool(models) and all([await model.healthy() for model in models])
+
+    def decode(self, body, headers, *args, **kwargs):
+        try:
+            return super().decode(body, headers, *args, **kwargs)
+        except InvalidInput as error:
+            raise InvalidInput(f"{error}; send a JSON body with the header 'Content-Type: application/json'") from error
 
 
 def _bind_to(host: str) -> None:
@@ -71,7 +78,7 @@ def build_server(settings: Settings, model) -> ModelServer:  # model: kserve.Mod
     repository.update(model)
     server = ModelServer(http_port=settings.predictor_port, workers=1, enable_grpc=False, registered_models=repository,
                          enable_docs_url=False)
-    server.dataplane = ModelsReadyDataPlane(model_registry=repository)
+    server.dataplane = FraudDataPlane(model_registry=repository)
     return server
 
 

@@ -5,27 +5,31 @@ from __future__ import annotations
 import logging
 
 from fraud.local_stack.kafka import LocalKafka, create_topics
+from fraud.local_stack.predictor import LocalPredictor
 from fraud.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def stack_up(settings: Settings) -> dict[str, str]:
-    """Start every local service that is not running yet, create the topics; return each one's status."""
+    """Start every local service that is not running yet (Kafka, then the predictor), create the topics."""
     broker = LocalKafka(settings)
-    status = broker.start()
+    kafka = broker.start()
     created = create_topics(settings)
     if created:
         log.info("created topics: %s", ", ".join(created))
-    return {"kafka": status.describe()}
+    predictor = LocalPredictor(settings).start()
+    return {"kafka": kafka.describe(), "predictor": predictor.describe()}
 
 
 def stack_down(settings: Settings) -> dict[str, str]:
     """Stop the services `stack_up` started, last started first."""
-    stopped = LocalKafka(settings).stop()
-    return {"kafka": "stopped" if stopped else "was not running (started by this stack)"}
+    predictor = LocalPredictor(settings).stop()
+    kafka = LocalKafka(settings).stop()
+    not_ours = "was not running (started by this stack)"
+    return {"predictor": "stopped" if predictor else not_ours, "kafka": "stopped" if kafka else not_ours}
 
 
 def stack_status(settings: Settings) -> dict[str, str]:
     """One line of status per service."""
-    return {"kafka": LocalKafka(settings).status().describe()}
+    return {"kafka": LocalKafka(settings).status().describe(), "predictor": LocalPredictor(settings).status().describe()}

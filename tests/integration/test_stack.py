@@ -22,7 +22,8 @@ def fraud(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.C
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
     env.update(FRAUD_DATA_DIR=str(tmp_path / "data"), FRAUD_CACHE_DIR=str(REPO / ".cache"),
-               FRAUD_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}", FRAUD_KAFKA_CONTROLLER_PORT=str(free_port()))
+               FRAUD_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}", FRAUD_KAFKA_CONTROLLER_PORT=str(free_port()),
+               FRAUD_PREDICTOR_PORT=str(free_port()))
     return env
 
 
@@ -31,6 +32,7 @@ def test_up_produce_down_from_a_shell(stack_env: dict[str, str]) -> None:
         up = fraud("stack", "up", env=stack_env)
         assert up.returncode == 0, up.stderr
         assert "running (PID" in up.stdout
+        assert "NOT ready: no model loaded yet" in up.stdout  # the predictor is up, honestly not ready
         pid = up.stdout.split("PID ")[1].split(")")[0]
 
         again = fraud("stack", "up", env=stack_env)  # idempotent: reuses the running broker

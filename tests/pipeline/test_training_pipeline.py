@@ -19,11 +19,13 @@ from fraud.settings import Settings
 from fraud.storage import LocalArtifactStore
 from training_pipeline.pipeline import COMPILED, compile_pipeline
 from training_pipeline.register import gate_and_register
+from tests.conftest import free_port
 from training_pipeline.train import build_model, export_onnx
 
 
 def fraud(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")} | {"FRAUD_DATA_DIR": str(data_dir)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")} | {
+        "FRAUD_DATA_DIR": str(data_dir), "FRAUD_PREDICTOR_PORT": str(free_port())}  # never reach a developer's predictor
     return subprocess.run([sys.executable, "-m", "fraud.cli", *args], capture_output=True, text=True, env=env, timeout=900)
 
 

@@ -1,0 +1,100 @@
+"""The local predictor service: `python -m predictor` on FRAUD_PREDICTOR_HOST:PORT, tracked by PID."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+import httpx
+
+from fraud.errors import FraudError
+from fraud.local_stack import process
+from fraud.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictorStatus:
+    """What `fraud stack status` shows for the predictor."""
+
+    address: str
+    pid: int | None
+    live: bool
+    ready: bool
+    model_version: str | None
+
+    def describe(self) -> str:
+        owner = f"PID {self.pid}" if self.pid else "not started by this stack"
+        if self.ready:
+            return f"ready ({owner}) on {self.address}, serving model version {self.model_version}"
+        if self.live:
+            return f"running ({owner}) on {self.address}, NOT ready: no model loaded yet (run `fraud pipeline run`)"
+        if self.pid:
+            return f"starting ({owner}); not answering on {self.address} yet"
+        return "stopped"
+
+
+class LocalPredictor:
+    """Start, stop and query the predictor process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.files = process.ServiceFiles("predictor", settings.data_dir / "run")
+
+    def status(self) -> PredictorStatus:
+        base, address = self.settings.predictor_url, f"{self.settings.predictor_host}:{self.settings.predictor_port}"
+        live = ready = False
+        version = None
+        try:
+            live = httpx.get(f"{base}/v2/health/live", timeout=2).status_code == 200
+            ready = live and httpx.get(f"{base}/v2/health/ready", timeout=2).status_code == 200
+            if ready:
+                version = model_version(self.settings)
+        except httpx.HTTPError:
+            pass
+        return PredictorStatus(address, self.files.read_pid(), live, ready, version)
+
+    def start(self) -> PredictorStatus:
+        """Start it unless something answers already; wait until it is live (ready needs a model)."""
+        current = self.status()
+        if current.live:
+            return current
+        if current.pid is not None:
+            raise FraudError(f"predictor (PID {current.pid}) runs but does not answer; see {self.files.log_file}")
+        host, port = self.settings.predictor_host, self.settings.predictor_port
+        if process.port_open(host, port):
+            raise FraudError(f"port {host}:{port} is taken by something that is not a predictor; set FRAUD_PREDICTOR_PORT")
+        pid = process.spawn(self.files, [sys.executable, "-m", "predictor"],
+                            env={"FRAUD_DATA_DIR": str(self.settings.data_dir)})
+        log.info("starting the predictor (PID %d); log: %s", pid, self.files.log_file)
+        process.wait_until(lambda: self.status().live, self.settings.stack_start_timeout_s, self.files, pid, "live")
+        return self.status()
+
+    def stop(self) -> bool:
+        return process.stop(self.files, self.settings.stack_stop_timeout_s)
+
+
+def model_version(settings: Settings) -> str | None:
+    """The version the predictor serves, from its V2 model-ready and a one-row V2 call."""
+    try:
+        metadata = httpx.get(f"{settings.predictor_url}/v2/models/{settings.model_name}", timeout=2).json()
+        width = metadata["inputs"][0]["shape"][1]
+        body = {"inputs": [{"name": "features", "shape": [1, width], "datatype": "FP32", "data": [0.0] * width}]}
+        answer = httpx.post(f"{settings.predictor_url}/v2/models/{settings.model_name}/infer", json=body, timeout=5)
+        return answer.json().get("model_version") if answer.status_code == 200 else None
+    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        return None
+
+
+def reload_model(settings: Settings, timeout_s: float = 60) -> str:
+    """Ask a running predictor to load the production version (KServe repository API); say what happened."""
+    url = f"{settings.predictor_url}/v2/repository/models/{settings.model_name}/load"
+    try:
+        answer = httpx.post(url, timeout=timeout_s)
+    except httpx.HTTPError:
+        return f"no predictor answers on {settings.predictor_url}; it will load the new version when it starts"
+    if answer.status_code != 200:
+        raise FraudError(f"the predictor refused to reload: HTTP {answer.status_code} {answer.text[:300]}")
+    return f"predictor on {settings.predictor_url} now serves version {model_version(settings)}"
