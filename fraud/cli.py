@@ -296,15 +296,25 @@ def scores(
 
 # --- demo -------------------------------------------------------------------------------------
 @app.command()
-def demo(count: Annotated[int, typer.Option(min=1, help="Transactions to publish.")] = 5000) -> None:
-    """Start the local stack, publish transactions and show that they reached the broker."""
+def demo(
+    count: Annotated[int, typer.Option(min=1, help="Transactions to publish.")] = 5000,
+    users: Annotated[int, typer.Option(min=100, help="Users to train on when no model is registered yet.")] = 20_000,
+) -> None:
+    """Start the local stack, train a model if there is none, publish transactions, and ask the predictor."""
+    import httpx
+
     from fraud.events import InvalidEvent, Transaction, decode
     from fraud.local_stack import stack_up as start_stack
+    from fraud.local_stack.predictor import LocalPredictor
+    from fraud.registry import open_registry
     from fraud.topics import end_offsets, read_between
 
     settings = load_settings()
     topic = settings.topic_transactions
     _show(start_stack(settings))
+    if open_registry(settings).production(settings.model_name) is None:
+        out.print(f"[bold]No model yet: running the training pipeline on {users:,} users (about a minute or two).[/]")
+        pipeline_run(users=users)
     before = end_offsets(settings, topic)
     produce(count=count, rate=None, dataset=None, users=1000, seed=None, topic=None)
     after = end_offsets(settings, topic)
@@ -322,12 +332,23 @@ def demo(count: Annotated[int, typer.Option(min=1, help="Transactions to publish
     out.print(f"[bold green]{arrived:,} new events reached topic {topic}[/] on {settings.kafka_bootstrap} "
               f"({sum(after.values()):,} in all); read back {valid:,} valid CloudEvents, {invalid} invalid.")
     for partition, offset, t in samples:
-        out.print(f"  partition {partition} offset {offset}: {t.user_id} paid {t.amount:.2f} at {t.merchant_category} "
-                  f"({'online' if t.online_order else 'in store'}) {t.event_time:%H:%M:%S}")
-    out.print("Next: `uv run fraud stack status`, `uv run fraud produce --count 10000 --rate 2000`, "
-              "`uv run fraud stack down`.")
+        _print(f"  partition {partition} offset {offset}: {t.user_id} paid {t.amount:.2f} at {t.merchant_category} "
+               f"({'online' if t.online_order else 'in store'}) {t.event_time:%H:%M:%S}")
     if invalid or valid < count:
         raise FraudError(f"expected {count} valid events back, read {valid} valid and {invalid} invalid")
+
+    status = LocalPredictor(settings).status()
+    _print(f"predictor: {status.describe()}")
+    url = f"{settings.predictor_url}/v1/models/{settings.model_name}:predict"
+    answer = httpx.post(url, json={"user_id": "user_0"}, timeout=30)
+    _print(f"POST {url} {{\"user_id\": \"user_0\"}} -> HTTP {answer.status_code} {answer.text}")
+    if answer.status_code != 200:
+        raise FraudError(f"the predictor did not score user_0: HTTP {answer.status_code} {answer.text[:200]}")
+    host = f"{settings.predictor_host}:{settings.predictor_port}"
+    _print("Try next:\n"
+           f"  curl -X POST {host}/v1/models/{settings.model_name}:predict -H \"Content-Type: application/json\" "
+           "-d '{\"user_id\": \"user_0\"}'\n"
+           "  uv run fraud models list    uv run fraud stack status    uv run fraud stack down")
 
 
 # --- bench ------------------------------------------------------------------------------------
@@ -370,6 +391,20 @@ def bench_pipeline(
     except ValueError:
         raise typer.BadParameter(f"{sizes!r} is not a comma-separated list of numbers", param_hint="'--sizes'") from None
     run(counts, console=out)
+
+
+@bench_app.command("predictor")
+def bench_predictor(
+    seconds: Annotated[int, typer.Option(min=1, max=120, help="Duration of each wrk run.")] = 10,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds, alternating the contenders.")] = 2,
+) -> None:
+    """Predictor req/s and p50/p99 (single rows and 1,000-row batches) beside a zero model, with wrk."""
+    from benchmarks.predictor import run
+
+    try:
+        run(seconds=seconds, rounds=rounds, console=out)
+    except RuntimeError as error:
+        raise FraudError(str(error)) from error
 
 
 # --- entry point ------------------------------------------------------------------------------

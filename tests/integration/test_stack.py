@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,9 +79,14 @@ def test_a_broker_that_cannot_start_fails_clearly_naming_its_log(stack_env: dict
 
 def test_demo_runs_to_the_end_on_its_own_stack(stack_env: dict[str, str]) -> None:
     try:
-        demo = fraud("demo", "--count", "2000", env=stack_env)
+        demo = fraud("demo", "--count", "2000", "--users", "1000", env=stack_env, timeout=900)
     finally:
         fraud("stack", "down", env=stack_env)
-    assert demo.returncode == 0, demo.stderr
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "promoted v1: first model" in demo.stdout  # it trained, registered and deployed a model
     assert "2,000 new events reached topic transactions" in demo.stdout
     assert "read back 2,000 valid CloudEvents, 0 invalid" in demo.stdout
+    assert "serving model version 1" in demo.stdout
+    answer = demo.stdout.split('-> HTTP 200 ')[1].splitlines()[0]  # the seed-style curl, answered
+    body = json.loads(answer)
+    assert body["user_id"] == "user_0" and body["model_version"] == "1" and 0.0 <= body["prediction"][0][0] <= 1.0
