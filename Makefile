@@ -16,8 +16,11 @@ test-unit: bootstrap  ## fast tests only, no broker
 	$(UV) run pytest tests/unit
 
 bench: bootstrap  ## benchmarks, each beside its baseline
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(UV) run fraud bench produce
 	$(UV) run fraud bench data
+	$(UV) run fraud bench predictor
+	$(UV) run fraud bench pipeline --sizes 100000
 
 stack-up: bootstrap
 	$(UV) run fraud stack up
