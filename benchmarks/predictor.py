@@ -4,7 +4,8 @@ Load comes from wrk (Debian's `wrk`), 16 connections, a bounded duration, all on
 127.0.0.1. Contenders: the real MLP (same architecture as training, exported the
 same way; its weights do not change the cost) and `ZeroModel`, which returns
 zeros without computing, served by the same `predictor.server`. Each is measured
-with single-row V2 requests and with 1,000-row V2 batches, alternating rounds.
+with single-row V2 JSON requests (what curl sends) and with 1,000-row V2
+batches in the binary tensor extension (what a program sends), alternating rounds.
 """
 
 from __future__ import annotations
@@ -64,10 +65,25 @@ def _serve(data_dir: Path, port: int, zero: bool) -> subprocess.Popen:
     raise RuntimeError(f"predictor on port {port} did not become ready")
 
 
-def _wrk(url: str, body_file: Path, seconds: int) -> dict[str, float]:
+def _body(rows: int, root: Path) -> tuple[Path, dict[str, str]]:
+    """A V2 request of ``rows`` rows: JSON for one row (the curl case), the binary tensor extension for batches."""
+    data = np.random.default_rng(rows).lognormal(0, 1, (rows, len(FEATURE_NAMES))).astype(np.float32)
+    path = root / f"body-{rows}.bin"
+    tensor = {"name": "features", "shape": [rows, len(FEATURE_NAMES)], "datatype": "FP32"}
+    if rows == 1:
+        path.write_text(json.dumps({"inputs": [tensor | {"data": data.reshape(-1).tolist()}]}))
+        return path, {"Content-Type": "application/json"}
+    header = json.dumps({"inputs": [tensor | {"parameters": {"binary_data_size": data.nbytes}}],
+                         "outputs": [{"name": "score", "parameters": {"binary_data": True}}]}).encode()
+    path.write_bytes(header + data.tobytes())
+    return path, {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))}
+
+
+def _wrk(url: str, body: tuple[Path, dict[str, str]], seconds: int) -> dict[str, float]:
+    body_file, headers = body
     script = body_file.with_suffix(".lua")
-    script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
+    script.write_text('wrk.method = "POST"\n' + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+                      + f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
     out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
@@ -91,12 +107,7 @@ def run(seconds: int = 10, rounds: int = 2, console: Console | None = None) -> d
     with tempfile.TemporaryDirectory(prefix="fraud-bench-predictor-") as scratch:
         root = Path(scratch)
         _mlp_model(root)
-        bodies = {}
-        for rows in (1, 1000):
-            data = np.random.default_rng(rows).lognormal(0, 1, (rows, len(FEATURE_NAMES))).astype(np.float32)
-            bodies[rows] = root / f"body-{rows}.json"
-            bodies[rows].write_text(json.dumps({"inputs": [{"name": "features", "shape": [rows, len(FEATURE_NAMES)],
-                                                            "datatype": "FP32", "data": data.reshape(-1).tolist()}]}))
+        bodies = {rows: _body(rows, root) for rows in (1, 1000)}
         servers = {"mlp": (free_port(), False), "zero": (free_port(), True)}
         processes = {name: _serve(root, port, zero) for name, (port, zero) in servers.items()}
         try:

@@ -138,11 +138,11 @@ class FraudModel(Model):
         except ValueError as error:  # data length does not match the declared shape
             raise InvalidInput(f"input data does not fit shape {list(tensor.shape)}: {error}") from error
         self._check_rows(rows)
-        scores = model.onnx.predict(rows)
-        # A plain list from numpy's C tolist(): KServe's set_data_from_numpy converts element by element.
-        output = InferOutput(name=OUTPUT_NAME, shape=[len(scores), 1], datatype="FP32", data=scores.tolist())
+        scores = model.onnx.predict(rows).astype(np.float32).reshape(-1, 1)
+        output = InferOutput(name=OUTPUT_NAME, shape=[len(scores), 1], datatype="FP32", data=scores)
+        # Honour requested outputs, so a client can ask for the scores as a binary tensor.
         return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[output],
-                             model_version=model.version)
+                             model_version=model.version, requested_outputs=request.request_outputs)
 
     async def _predict_user(self, model: LoadedModel, payload: dict) -> dict:
         user_id = payload["user_id"]
@@ -205,9 +205,9 @@ class ZeroModel(Model):
     async def predict(self, payload: InferRequest | dict, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
             rows = payload.inputs[0].shape[0]
-            output = InferOutput(name=OUTPUT_NAME, shape=[rows, 1], datatype="FP32", data=[0.0] * rows)
+            output = InferOutput(name=OUTPUT_NAME, shape=[rows, 1], datatype="FP32", data=np.zeros((rows, 1), np.float32))
             return InferResponse(response_id=payload.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[output],
-                                 model_version="0")
+                                 model_version="0", requested_outputs=payload.request_outputs)
         return {"predictions": [[0.0]] * len(payload.get("instances", [[]])), "model_version": "0"}
 
 

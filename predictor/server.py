@@ -18,11 +18,17 @@ import sys
 
 import kserve.model_server
 from kserve import ModelServer
+import numpy as np
+import orjson
+from kserve import InferInput, InferRequest
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.infer_type import RequestedOutput
 from kserve.protocol.rest import server as rest_server
 from kserve.protocol.rest import v2_datamodels
+from kserve.utils.numpy_codec import to_np_dtype
 
 from fraud.settings import Settings, load_settings
 from predictor.model import FraudModel, ZeroModel
@@ -46,6 +52,30 @@ class FraudDataPlane(DataPlane):
     async def ready(self) -> bool:
         models = self._model_registry.get_models().values()
         return bool(models) and all([await model.healthy() for model in models])
+
+    def decode_inference_request(self, body, headers, model_name):
+        """V2 binary tensors straight into numpy: KServe 0.21 turns them into Python lists element by element."""
+        length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER) if isinstance(body, bytes) else None
+        if length is None:
+            return super().decode_inference_request(body, headers, model_name)
+        try:
+            header = orjson.loads(body[: int(length)])
+        except (ValueError, orjson.JSONDecodeError) as error:
+            raise InvalidInput(f"the JSON part of the binary request is not valid: {error}") from error
+        offset, inputs = int(length), []
+        for spec in header.get("inputs", []):
+            size = (spec.get("parameters") or {}).get("binary_data_size")
+            dtype = to_np_dtype(spec.get("datatype", ""))
+            if size is None or dtype is None or spec["datatype"] == "BYTES":
+                return super().decode_inference_request(body, headers, model_name)  # mixed or string data: KServe's way
+            array = np.frombuffer(body[offset: offset + size], dtype=dtype)
+            offset += size
+            if array.size != int(np.prod(spec["shape"])):
+                raise InvalidInput(f"input {spec['name']!r}: {array.size} values do not fill shape {spec['shape']}")
+            inputs.append(InferInput(spec["name"], spec["shape"], spec["datatype"], data=array.reshape(spec["shape"])))
+        outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in header.get("outputs", [])]
+        return InferRequest(model_name=model_name, infer_inputs=inputs, request_id=header.get("id"),
+                            parameters=header.get("parameters"), request_outputs=outputs or None)
 
     def decode(self, body, headers, *args, **kwargs):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -164,3 +165,24 @@ def test_not_ready_without_a_model_then_ready_after_promotion_and_load(tmp_path:
         assert httpx.get(f"{predictor.url}/v2/health/ready").json() == {"ready": True}
     finally:
         predictor.stop()
+
+
+def test_v2_binary_tensors_in_and_out(serving) -> None:
+    settings, predictor, _ = serving
+    header = {"inputs": [{"name": "features", "shape": list(ROWS.shape), "datatype": "FP32",
+                          "parameters": {"binary_data_size": ROWS.nbytes}}],
+              "outputs": [{"name": "score", "parameters": {"binary_data": True}}]}
+    encoded = json.dumps(header).encode()
+    answer = httpx.post(f"{predictor.url}/v2/models/fraud-detection/infer", content=encoded + ROWS.tobytes(),
+                        headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(encoded))})
+    assert answer.status_code == 200, answer.text
+    json_length = int(answer.headers["inference-header-content-length"])
+    meta = json.loads(answer.content[:json_length])
+    scores = np.frombuffer(answer.content[json_length:], dtype=np.float32)
+    assert meta["outputs"][0]["shape"] == [50, 1]
+    # The version is whatever the module's server serves now (the reload test promotes v2).
+    assert np.max(np.abs(scores - direct(settings, int(meta["model_version"])).predict(ROWS))) < 1e-6
+    short = json.dumps({"inputs": [header["inputs"][0] | {"parameters": {"binary_data_size": 8}}]}).encode()
+    refused = httpx.post(f"{predictor.url}/v2/models/fraud-detection/infer", content=short + ROWS.tobytes()[:8],
+                         headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(short))})
+    assert refused.status_code == 400 and "do not fill shape" in refused.json()["error"]
