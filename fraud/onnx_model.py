@@ -24,14 +24,14 @@ class OnnxFraudModel:
         if len(inputs) != 1:
             raise FraudError(f"{path}: expected one input tensor, found {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
+        self.output_names = [self.session.get_outputs()[0].name]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.feature_names: list[str] = json.loads(self.metadata.get("feature_names", "[]"))
         self.threshold = float(self.metadata.get("threshold", "0.5"))
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Fraud probability per row, shape [N]."""
-        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(rows, dtype=np.float32)})
-        return np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        """Fraud probability per row, float32, shape [N]."""
+        return self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(rows, dtype=np.float32)})[0].reshape(-1)
 
     def describe(self) -> dict[str, Any]:
         """Feature names, threshold and the rest of the metadata, decoded."""

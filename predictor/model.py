@@ -14,6 +14,7 @@ Anything else is a 4xx that says what is wrong; every answer carries the model v
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import tempfile
 import uuid
@@ -138,10 +139,10 @@ class FraudModel(Model):
         except ValueError as error:  # data length does not match the declared shape
             raise InvalidInput(f"input data does not fit shape {list(tensor.shape)}: {error}") from error
         self._check_rows(rows)
-        scores = model.onnx.predict(rows).astype(np.float32).reshape(-1, 1)
+        scores = model.onnx.predict(rows).reshape(-1, 1)
         output = InferOutput(name=OUTPUT_NAME, shape=[len(scores), 1], datatype="FP32", data=scores)
         # Honour requested outputs, so a client can ask for the scores as a binary tensor.
-        return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[output],
+        return InferResponse(response_id=request.id or _next_response_id(), model_name=self.name, infer_outputs=[output],
                              model_version=model.version, requested_outputs=request.request_outputs)
 
     async def _predict_user(self, model: LoadedModel, payload: dict) -> dict:
@@ -186,10 +187,8 @@ class FraudModel(Model):
         return rows
 
     def _check_rows(self, rows: np.ndarray) -> None:
-        if rows.shape[0] == 0:
-            raise InvalidInput("no rows to score")
-        if rows.shape[0] > self.settings.predictor_max_rows:
-            raise InvalidInput(f"{rows.shape[0]} rows is more than the limit of {self.settings.predictor_max_rows} per request")
+        if not 0 < rows.shape[0] <= self.settings.predictor_max_rows:
+            raise InvalidInput(f"{rows.shape[0]} rows: a request carries 1 to {self.settings.predictor_max_rows} rows")
         if not np.isfinite(rows).all():
             bad = np.argwhere(~np.isfinite(rows))[0]
             raise InvalidInput(f"row {bad[0]} column {bad[1]} is {rows[bad[0], bad[1]]}: features must be finite numbers")
@@ -206,9 +205,18 @@ class ZeroModel(Model):
         if isinstance(payload, InferRequest):
             rows = payload.inputs[0].shape[0]
             output = InferOutput(name=OUTPUT_NAME, shape=[rows, 1], datatype="FP32", data=np.zeros((rows, 1), np.float32))
-            return InferResponse(response_id=payload.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[output],
+            return InferResponse(response_id=payload.id or _next_response_id(), model_name=self.name, infer_outputs=[output],
                                  model_version="0", requested_outputs=payload.request_outputs)
         return {"predictions": [[0.0]] * len(payload.get("instances", [[]])), "model_version": "0"}
+
+
+_PROCESS_ID = uuid.uuid4().hex[:12]
+_response_numbers = itertools.count(1)
+
+
+def _next_response_id() -> str:
+    """A unique response id without a uuid4 per request: this process's id and a counter."""
+    return f"{_PROCESS_ID}-{next(_response_numbers)}"
 
 
 def _json_without_content_type(body: bytes | bytearray | str) -> Any:

@@ -103,7 +103,7 @@ TOO_MANY = np.zeros((2001, F), dtype=np.float32)
         ("v2", {"json": v2_body(ROWS[:, :5])}, 400, f"[N, {F}]"),
         ("v2", {"json": v2_body(ROWS.astype(np.float64), "FP64")}, 400, "must be FP32"),
         ("v2", {"json": v2_body(ROWS.astype(np.int64), "INT64")}, 400, "must be FP32"),
-        ("v2", {"json": v2_body(TOO_MANY)}, 400, "more than the limit"),
+        ("v2", {"json": v2_body(TOO_MANY)}, 400, "1 to 2000 rows"),
         ("v2", {"json": {"inputs": [{"name": "features", "shape": [2, F], "datatype": "FP32", "data": [1.0] * F}]}}, 400, ""),
         ("v2", {"json": {"inputs": []}}, 400, ""),
         ("v2", {"content": b"[]", "headers": {"Content-Type": "application/json"}}, 422, "valid dictionary"),
