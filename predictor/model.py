@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -189,7 +190,9 @@ class FraudModel(Model):
     def _check_rows(self, rows: np.ndarray) -> None:
         if not 0 < rows.shape[0] <= self.settings.predictor_max_rows:
             raise InvalidInput(f"{rows.shape[0]} rows: a request carries 1 to {self.settings.predictor_max_rows} rows")
-        if not np.isfinite(rows).all():
+        # A single row is checked faster in Python than through numpy's ufunc machinery.
+        finite = all(map(math.isfinite, rows.ravel().tolist())) if rows.size <= 64 else bool(np.isfinite(rows).all())
+        if not finite:
             bad = np.argwhere(~np.isfinite(rows))[0]
             raise InvalidInput(f"row {bad[0]} column {bad[1]} is {rows[bad[0], bad[1]]}: features must be finite numbers")
 
