@@ -8,6 +8,7 @@ code, never in a traceback; ``--verbose`` shows the details.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -172,7 +173,16 @@ def pipeline_run(
 
     settings = load_settings()
     run_id = uuid.uuid4().hex[:12]
-    message = run_locally(settings.data_dir, users or settings.pipeline_users, run_id)
+    log_path = pipeline_dir(settings) / "runs" / f"{run_id}.log"
+    _print(f"running the training pipeline locally (prep, features, training data, train, evaluate, register, deploy); "
+           f"its log: {log_path}")
+    try:
+        message = run_locally(settings.data_dir, users or settings.pipeline_users, run_id, log_path)
+    except Exception as error:  # the runner raises its own types; the log has the step's traceback
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:]) if log_path.exists() else ""
+        print(tail, file=sys.stderr)
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the runner colours its messages
+        raise FraudError(f"the pipeline failed ({reason}); full log: {log_path}") from error
     timings = [json.loads(line) for line in (pipeline_dir(settings) / "timings.jsonl").read_text().splitlines()]
     steps = {t["step"]: t["seconds"] for t in timings if t["run"] == run_id}
     _print("step timings: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items())

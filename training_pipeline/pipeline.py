@@ -115,16 +115,51 @@ def compile_pipeline(image: str, path: Path = COMPILED) -> Path:
     return path
 
 
-def run_locally(data_dir: Path, users: int, run_id: str) -> str:
-    """Run the whole pipeline with kfp.local's SubprocessRunner in this virtualenv; return the deploy message."""
+def run_locally(data_dir: Path, users: int, run_id: str, log_path: Path | None = None) -> str:
+    """Run the whole pipeline with kfp.local's SubprocessRunner in this virtualenv; return the deploy message.
+
+    With ``log_path``, everything the runner and the step processes print goes there instead of the terminal.
+    """
     import os
+    from contextlib import ExitStack
 
     from kfp import local
 
     from training_pipeline.steps import RUN_ID_ENV
 
     os.environ[RUN_ID_ENV] = run_id  # the step processes inherit it and tag their timings with it
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(data_dir / "pipeline" / "kfp"),
-               raise_on_error=True)
-    task = build_pipeline("local")(data_dir=str(data_dir), users=users)
-    return task.output
+    with ExitStack() as stack:
+        if log_path is not None:
+            stack.enter_context(_output_to(log_path))
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(data_dir / "pipeline" / "kfp"),
+                   raise_on_error=True)
+        task = build_pipeline("local")(data_dir=str(data_dir), users=users)
+        return task.output
+
+
+def _output_to(log_path: Path):
+    """Point file descriptors 1 and 2 (and so every child process's output) at ``log_path`` for a while."""
+    import os
+    import sys
+    from contextlib import contextmanager
+
+    @contextmanager
+    def redirected():
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        with log_path.open("ab") as log_file:
+            os.dup2(log_file.fileno(), 1)
+            os.dup2(log_file.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+
+    return redirected()
