@@ -72,9 +72,9 @@ def test_a_broker_that_cannot_start_fails_clearly_naming_its_log(stack_env: dict
         squatter.listen()
         up = fraud("stack", "up", env={**stack_env, "FRAUD_STACK_START_TIMEOUT_S": "60"})
     fraud("stack", "down", env=stack_env)
-    assert up.returncode == 1
-    assert "Traceback" not in up.stderr
-    assert "kafka.log" in up.stderr.strip().splitlines()[-1]
+    assert up.returncode == 1, (up.stdout, up.stderr)
+    assert "Traceback" not in up.stderr, up.stderr
+    assert "kafka.log" in up.stderr.strip().splitlines()[-1], up.stderr
 
 
 def test_demo_runs_to_the_end_on_its_own_stack(stack_env: dict[str, str]) -> None:
