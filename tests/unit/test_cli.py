@@ -10,7 +10,9 @@ import pytest
 from fraud.cli import main
 
 SUBCOMMANDS = [[], ["stack"], ["stack", "up"], ["stack", "down"], ["stack", "status"], ["produce"], ["scores"],
-               ["demo"], ["bench"], ["bench", "produce"]]
+               ["demo"], ["data"], ["data", "generate"], ["pipeline"], ["pipeline", "run"], ["pipeline", "prep"],
+               ["pipeline", "features"], ["pipeline", "compile"], ["models"], ["models", "list"], ["models", "show"],
+               ["bench"], ["bench", "produce"], ["bench", "data"], ["bench", "pipeline"], ["bench", "predictor"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "fraud")
@@ -31,6 +33,10 @@ def test_every_command_has_help(words: list[str], capsys: pytest.CaptureFixture[
         (["frobnicate"], {}, "No such command 'frobnicate'"),
         (["stack", "status"], {"FRAUD_KAFKA_BOOTSTRAP": "no-port-here"}, "kafka_bootstrap (FRAUD_KAFKA_BOOTSTRAP)"),
         (["stack", "status"], {"FRAUD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs kafka_sasl_mechanism"),
+        (["data", "generate", "--scenario", "drift"], {}, "needs --drift-day"),
+        (["data", "generate", "--start", "2026-13-01"], {}, "Invalid value for '--start'"),
+        (["bench", "pipeline", "--sizes", "a,b"], {}, "comma-separated list of numbers"),
+        (["pipeline", "run", "--users", "5"], {}, "Invalid value for '--users'"),
     ],
 )
 def test_a_bad_argument_gets_one_line_not_a_traceback(args: list[str], env: dict[str, str], message: str) -> None:
