@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from fraud.errors import FraudError
 from fraud.events import InvalidEvent, Score, decode
 from fraud.settings import Settings
+from fraud.topics import partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def read_scores(
     except KafkaError as error:
         raise FraudError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {error} (is `fraud stack up` running?)") from error
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        partitions = partitions_of(consumer, topic)
         if not partitions:
             raise FraudError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap}")
         # Fix each partition's start position now, so that nothing written after this call is missed.

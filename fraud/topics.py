@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -11,39 +12,44 @@ from fraud.errors import FraudError
 from fraud.settings import Settings
 
 
-def topic_event_counts(settings: Settings, topics: list[str] | None = None) -> dict[str, int]:
-    """Events currently held by each topic: the sum over partitions of end minus beginning offsets."""
-    topics = topics or list(settings.topic_partitions)
+def partitions_of(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions in order; empty if the topic does not exist."""
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+
+
+@contextmanager
+def _reader(settings: Settings) -> Iterator[KafkaConsumer]:
+    """A consumer outside any group, which never commits offsets."""
     consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False)
     try:
-        counts: dict[str, int] = {}
-        for topic in topics:
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def topic_event_counts(settings: Settings, topics: list[str] | None = None) -> dict[str, int]:
+    """Events currently held by each topic: the sum over partitions of end minus beginning offsets."""
+    counts: dict[str, int] = {}
+    with _reader(settings) as consumer:
+        for topic in topics or list(settings.topic_partitions):
+            partitions = partitions_of(consumer, topic)
             if not partitions:
                 counts[topic] = 0
                 continue
-            ends = consumer.end_offsets(partitions)
-            starts = consumer.beginning_offsets(partitions)
+            ends, starts = consumer.end_offsets(partitions), consumer.beginning_offsets(partitions)
             counts[topic] = sum(ends[tp] - starts[tp] for tp in partitions)
-        return counts
-    finally:
-        consumer.close()
+    return counts
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The next offset of each partition of ``topic``: a bookmark to read from later."""
-    consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
+    with _reader(settings) as consumer:
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions_of(consumer, topic)).items()}
 
 
 def read_between(settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]) -> Iterator[ConsumerRecord]:
     """Every record of ``topic`` from the ``start`` bookmark up to (not including) the ``end`` one."""
-    consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False)
-    try:
+    with _reader(settings) as consumer:
         wanted = {p: (start.get(p, 0), stop) for p, stop in end.items() if stop > start.get(p, 0)}
         consumer.assign([TopicPartition(topic, p) for p in wanted])
         for partition, (first, _) in wanted.items():
@@ -58,5 +64,3 @@ def read_between(settings: Settings, topic: str, start: dict[int, int], end: dic
                     if record.offset < wanted[record.partition][1]:
                         remaining -= 1
                         yield record
-    finally:
-        consumer.close()

@@ -126,9 +126,8 @@ class FraudModel(Model):
 
     def _resolve_and_load(self) -> LoadedModel:
         registry = open_registry(self.settings)
-        versions = registry.versions(self.name)
         if self.settings.model_version:
-            chosen = next((v for v in versions if v.version == self.settings.model_version), None)
+            chosen = next((v for v in registry.versions(self.name) if v.version == self.settings.model_version), None)
         else:
             chosen = registry.production(self.name)
         if chosen is None:

@@ -57,7 +57,7 @@ def build_model(train_features: np.ndarray, seed: int):  # -> keras.Model
     inputs = keras.Input(shape=(len(FEATURE_NAMES),), name=INPUT_NAME, dtype="float32")
     scaled = keras.layers.Lambda(signed_log, name="signed_log")(inputs)
     normalizer = keras.layers.Normalization(name="normalize")
-    normalizer.adapt(np.sign(train_features) * np.log(1.0 + np.abs(train_features)))
+    normalizer.adapt(signed_log(keras.ops.convert_to_tensor(train_features)))  # the same function the graph applies
     x = normalizer(scaled)
     for width in (64, 32, 16):
         x = keras.layers.Dense(width, activation="relu")(x)
