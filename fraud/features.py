@@ -149,6 +149,22 @@ class UserActivity:
         self.last_latitude, self.last_longitude = transaction.latitude, transaction.longitude
         self.merchants.add(transaction.merchant_id)
 
+    def to_dict(self) -> dict:
+        """A JSON-ready copy (NaN becomes None), for the stream worker's changelog-backed table."""
+        values = {name: getattr(self, name) for name in _ACTIVITY_NUMBERS}
+        return {name: None if isinstance(v, float) and math.isnan(v) else v for name, v in values.items()} | {
+            "merchants": sorted(self.merchants)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> UserActivity:
+        """The inverse of `to_dict`."""
+        values = {name: math.nan if data.get(name) is None else data[name] for name in _ACTIVITY_NUMBERS}
+        return cls(**values, merchants=set(data.get("merchants", ())))
+
+
+_ACTIVITY_NUMBERS = ("count", "mean_amount", "m2", "max_amount", "first_time_s", "last_time_s", "last_latitude",
+                     "last_longitude")
+
 
 def transaction_row(transaction: Transaction, profile: UserProfile) -> dict[str, float]:
     """The transaction's own and profile INPUT_COLUMNS."""

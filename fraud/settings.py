@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     predictor_port: int = Field(8080, ge=1, le=65535)
     predictor_max_rows: int = Field(10_000, ge=1, description="Most rows one request may carry.")
 
+    # --- stream scorer (`fraud worker`) ------------------------------------------------------------
+    scorer_app_id: str = Field("fraud-scorer", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id: consumer group and table topic prefix.")
+    scorer_batch_size: int = Field(500, ge=1, description="Most transactions per micro-batch (stream.take).")
+    scorer_batch_window_s: float = Field(0.05, gt=0, description="Longest wait to fill a micro-batch.")
+    scorer_metrics_host: str = "127.0.0.1"
+    scorer_metrics_port: int = Field(9108, ge=1, le=65535, description="Prometheus /metrics of the worker.")
+    scorer_source: str = Field("fraud.stream_scorer", description="CloudEvents `source` of score events.")
+    profile_cache_ttl_s: float = Field(300.0, gt=0, description="How long the worker reuses a user's Feast profile.")
+    predictor_timeout_s: float = Field(10.0, gt=0, description="One predictor call, from the worker.")
+    predictor_retries: int = Field(4, ge=0, description="Retries with backoff before the worker pauses consumption.")
+    predictor_backoff_max_s: float = Field(2.0, gt=0, description="Longest wait between two predictor attempts.")
+
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
     producer_linger_ms: int = Field(20, ge=0)
@@ -206,6 +218,18 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile is not None:
             config["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return config
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as FRAUD_* environment variables, so a child process (worker, predictor) sees the same values."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"FRAUD_{name.upper()}"] = str(value)
+    return env
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -184,7 +184,8 @@ class FraudModel(Model):
         output = InferOutput(name=OUTPUT_NAME, shape=[len(scores), 1], datatype="FP32", data=scores)
         # Honour requested outputs, so a client can ask for the scores as a binary tensor.
         return InferResponse(response_id=request.id or _next_response_id(), model_name=self.name, infer_outputs=[output],
-                             model_version=model.version, requested_outputs=request.request_outputs)
+                             model_version=model.version, parameters={"threshold": model.onnx.threshold},
+                             requested_outputs=request.request_outputs)
 
     async def _predict_user(self, model: LoadedModel, payload: dict) -> dict:
         user_id = payload["user_id"]

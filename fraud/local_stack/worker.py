@@ -1,0 +1,86 @@
+"""The local stream worker: `python -m stream_scorer`, tracked by PID, observed through its /metrics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+import httpx
+
+from fraud.errors import FraudError
+from fraud.local_stack import process
+from fraud.settings import Settings, settings_env
+
+log = logging.getLogger(__name__)
+
+
+def scrape(settings: Settings, timeout_s: float = 2.0) -> dict[str, float] | None:
+    """The worker's Prometheus metrics as {name: value} (labelled series summed), or None if it does not answer."""
+    url = f"http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}/metrics"
+    try:
+        text = httpx.get(url, timeout=timeout_s).text
+    except httpx.HTTPError:
+        return None
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            name = series.split("{", 1)[0]
+            values[name] = values.get(name, 0.0) + float(value)
+    return values
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """What `fraud stack status` shows for the worker."""
+
+    pid: int | None
+    metrics: dict[str, float] | None
+
+    def describe(self) -> str:
+        if self.metrics is None:
+            return f"starting (PID {self.pid})" if self.pid else "stopped"
+        m = self.metrics
+        owner = f"PID {self.pid}" if self.pid else "not started by this stack"
+        state = "PAUSED: waiting for the predictor" if m.get("fraud_scorer_consumption_paused") else "running"
+        return (f"{state} ({owner}): {m.get('fraud_scorer_events_in_total', 0):,.0f} events in, "
+                f"{m.get('fraud_scorer_scores_out_total', 0):,.0f} scores out, "
+                f"{m.get('fraud_scorer_dead_letters_total', 0):,.0f} dead letters, "
+                f"lag {m.get('fraud_scorer_consumer_lag', 0):,.0f}")
+
+
+class LocalWorker:
+    """Start, stop and query one stream worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.files = process.ServiceFiles("worker", settings.data_dir / "run")
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(self.files.read_pid(), scrape(self.settings))
+
+    def start(self) -> WorkerStatus:
+        """Start it unless it runs; wait until its metrics endpoint answers."""
+        current = self.status()
+        if current.pid is not None or current.metrics is not None:
+            return current
+        pid = process.spawn(self.files, [sys.executable, "-m", "stream_scorer"], env=settings_env(self.settings))
+        log.info("starting the stream worker (PID %d); log: %s", pid, self.files.log_file)
+        process.wait_until(lambda: scrape(self.settings) is not None, self.settings.stack_start_timeout_s,
+                           self.files, pid, "serving metrics")
+        return self.status()
+
+    def stop(self) -> bool:
+        return process.stop(self.files, self.settings.stack_stop_timeout_s)
+
+    def restart(self) -> WorkerStatus:
+        self.stop()
+        return self.start()
+
+
+def require_running(settings: Settings) -> None:
+    """Fail with a hint if no worker answers."""
+    if scrape(settings) is None:
+        raise FraudError("no stream worker answers on "
+                         f"{settings.scorer_metrics_host}:{settings.scorer_metrics_port}; run `fraud stack up`")

@@ -1,0 +1,3 @@
+from stream_scorer.worker import main
+
+main()

@@ -1,0 +1,162 @@
+"""The Faust app: topics, the changelog-backed user table, and the agent that feeds `BatchScorer`.
+
+`build_app(settings)` returns a fresh app, so tests and the benchmark can run
+several side by side; `python -m stream_scorer` / `fraud worker` run one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+
+import faust
+
+from fraud.events import KafkaRecord
+from fraud.settings import Settings
+from stream_scorer.batch import Record
+from stream_scorer.feast_io import FeastGateway, ProfileCache
+from stream_scorer.metrics import ScorerMetrics
+from stream_scorer.predictor_client import PredictorClient
+from stream_scorer.scorer import BatchScorer
+
+log = logging.getLogger(__name__)
+STATE_TABLE = "user-activity"
+
+
+@dataclass
+class ScorerApp:
+    """A Faust app with its agent, and the pieces a test or the runner may want to reach."""
+
+    app: faust.App
+    agent: faust.types.AgentT
+    scorer: BatchScorer
+    metrics: ScorerMetrics
+    feast: FeastGateway
+
+
+def faust_broker_options(settings: Settings) -> dict:
+    """Faust's spelling of the product's Kafka connection settings."""
+    options: dict = {"broker": ";".join(f"kafka://{address}" for address in settings.kafka_bootstrap.split(","))}
+    context = None
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=settings.kafka_sasl_username, password=password, mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context)
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
+
+
+def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> ScorerApp:
+    """The stream scorer for ``settings``: consume transactions, publish scores and dead letters."""
+    metrics = metrics or ScorerMetrics()
+    datadir = settings.data_dir / "worker" / settings.scorer_app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.scorer_app_id,
+        **faust_broker_options(settings),
+        store="memory://",  # the table lives in memory and is rebuilt from its changelog topic on start
+        datadir=str(datadir),
+        topic_partitions=settings.partitions_transactions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_allow_declare=True,  # Faust creates its changelog topic; ours exist already (`fraud stack up`)
+        consumer_auto_offset_reset="earliest",  # a new worker scores what is already waiting
+        web_enabled=False,  # metrics come from prometheus_client instead
+        broker_client_id=settings.kafka_client_id,
+        producer_acks=-1,
+        producer_linger_ms=5,
+    )
+    transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw", internal=False)
+    scores = app.topic(settings.topic_scores, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", internal=False)
+    dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+                             value_serializer="raw", internal=False)
+    # Keyed by user_id as raw bytes, partitioned like the input (use_partitioner: the changelog partition
+    # comes from the key, as the producers' did), so a user's state sits on its transactions' partition.
+    table = app.Table(STATE_TABLE, default=None, key_type=bytes, partitions=settings.partitions_transactions,
+                      use_partitioner=True)
+
+    async def send_all(topic: faust.types.TopicT, messages: Sequence[KafkaRecord]) -> None:
+        """Send and wait until Kafka acknowledged every one (acks=all), so an offset is never committed first."""
+        pending = [await topic.send(key=key, value=value, headers=headers) for key, value, headers in messages]
+        await asyncio.gather(*pending)
+
+    def input_partitions() -> set:
+        return {tp for tp in app.consumer.assignment() if tp.topic == settings.topic_transactions}
+
+    feast = FeastGateway(settings)
+    predictor = PredictorClient(settings.predictor_url, settings.model_name, settings.predictor_timeout_s,
+                                settings.predictor_retries, settings.predictor_backoff_max_s)
+    scorer = BatchScorer(
+        settings, UserStates(table), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s), feast.push, predictor,
+        send_scores=lambda messages: send_all(scores, messages),
+        send_dead_letters=lambda messages: send_all(dead_letters, messages),
+        metrics=metrics,
+        pause=lambda: app.consumer.pause_partitions(input_partitions()),
+        resume=lambda: app.consumer.resume_partitions(input_partitions()),
+    )
+    next_offsets: dict[int, int] = {}
+
+    @app.agent(transactions, name="score-transactions")
+    async def score_transactions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
+            records = [to_record(event) for event in events]
+            await scorer.process(records)
+            for record in records:
+                next_offsets[record.partition] = record.offset + 1
+            update_lag()
+
+    def update_lag() -> None:
+        for tp in input_partitions():
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None and tp.partition in next_offsets:
+                metrics.consumer_lag.labels(str(tp.partition)).set(max(0, highwater - next_offsets[tp.partition]))
+
+    @app.task
+    async def warm_up() -> None:
+        await feast.warm_up()
+        log.info("Feast store open; scoring %s -> %s with %s", settings.topic_transactions, settings.topic_scores,
+                 settings.predictor_url)
+
+    return ScorerApp(app, score_transactions, scorer, metrics, feast)
+
+
+class UserStates(MutableMapping[str, dict]):
+    """The table seen with str user ids (it stores raw-bytes keys, see above)."""
+
+    def __init__(self, table: faust.types.TableT) -> None:
+        self.table = table
+
+    def __getitem__(self, user_id: str) -> dict:
+        value = self.table.get(user_id.encode())
+        if value is None:
+            raise KeyError(user_id)
+        return value
+
+    def __setitem__(self, user_id: str, value: dict) -> None:
+        self.table[user_id.encode()] = value
+
+    def __delitem__(self, user_id: str) -> None:
+        del self.table[user_id.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def to_record(event: faust.types.EventT) -> Record:
+    """The parts of a Faust event the scorer needs."""
+    message = event.message
+    headers = event.headers
+    header_list = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    return Record(message.key, message.value, header_list, message.topic, message.partition, message.offset,
+                  message.timestamp)

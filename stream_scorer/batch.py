@@ -1,0 +1,135 @@
+"""What the worker does to one micro-batch, as plain functions (no Kafka, no Faust), so each is unit-testable.
+
+A batch goes: raw records -> `split_valid` (transactions, dead letters) ->
+`fraud.features.stream_features` (with the users' state and profiles) ->
+predictor -> `build_scores`. The Faust agent in `stream_scorer.app` strings
+these together and does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from fraud.events import InvalidEvent, Score, Transaction, decode
+from fraud.features import FEATURE_NAMES
+
+Headers = list[tuple[str, bytes]]
+DLQ_REASON_HEADER = "fraud-dlq-reason"
+DLQ_ORIGIN_HEADER = "fraud-dlq-origin"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka message, as much of it as the worker needs."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    topic: str
+    partition: int
+    offset: int
+    timestamp_s: float  # the record's Kafka timestamp: when the event entered Kafka
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that is not a valid transaction: its original bytes and why, for `transactions-dlq`."""
+
+    record: Record
+    reason: str
+
+    @property
+    def headers(self) -> Headers:
+        origin = f"{self.record.topic}/{self.record.partition}/{self.record.offset}"
+        kept = [(k, v) for k, v in self.record.headers if k not in (DLQ_REASON_HEADER, DLQ_ORIGIN_HEADER)]
+        return [*kept, (DLQ_REASON_HEADER, self.reason.encode()), (DLQ_ORIGIN_HEADER, origin.encode())]
+
+
+def split_valid(records: Sequence[Record]) -> tuple[list[tuple[Record, Transaction]], list[DeadLetter]]:
+    """Decode every record: valid transactions (with their record) in order, and dead letters with reasons."""
+    valid, dead = [], []
+    for record in records:
+        try:
+            transaction = decode(record.value, Transaction)
+        except InvalidEvent as error:
+            dead.append(DeadLetter(record, error.reason))
+            continue
+        if record.key is not None and record.key != transaction.user_id.encode():
+            # Keyed by someone else, it sits on another user's partition: the user's state would split.
+            dead.append(DeadLetter(record, f"key {record.key[:60]!r} is not the user_id {transaction.user_id!r}"))
+            continue
+        valid.append((record, transaction))
+    return valid, dead
+
+
+def feature_matrix(features: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """The model's input [N, F] (float32), columns in the model's own order."""
+    missing = [name for name in names if name not in features]
+    if missing:
+        raise ValueError(f"the model wants features this worker does not compute: {missing}")
+    return np.column_stack([np.asarray(features[name], dtype=np.float32) for name in names])
+
+
+def latest_per_user(transactions: Sequence[Transaction], features: Mapping[str, np.ndarray], now: datetime) -> pd.DataFrame:
+    """One row per user (their last transaction in the batch) for the Feast push source `user_activity_push`."""
+    last: dict[str, int] = {}
+    for index, transaction in enumerate(transactions):
+        last[transaction.user_id] = index
+    rows = list(last.values())
+    frame = pd.DataFrame({name: np.asarray(features[name], dtype=np.float64)[rows] for name in FEATURE_NAMES})
+    frame.insert(0, "transaction_id", [transactions[i].transaction_id for i in rows])
+    frame.insert(0, "user_id", list(last))
+    frame["event_timestamp"] = pd.to_datetime([transactions[i].event_time for i in rows], utc=True)
+    frame["created_timestamp"] = pd.Timestamp(now)
+    return frame
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predictor's answer for one batch."""
+
+    scores: np.ndarray  # float32 [N]
+    model_version: str
+    threshold: float
+
+
+def build_scores(
+    scored: Sequence[tuple[Record, Transaction]],
+    features: Mapping[str, np.ndarray],
+    prediction: Prediction,
+    model_name: str,
+    scored_at: datetime | None = None,
+) -> list[Score]:
+    """One Score per transaction, in order, carrying the feature values the model saw (the audit trail)."""
+    scored_at = scored_at or datetime.now(UTC)
+    # One conversion to Python floats for the whole batch, not one per value.
+    columns = {name: np.asarray(features[name], dtype=np.float64).tolist() for name in FEATURE_NAMES}
+    probabilities = np.clip(prediction.scores.astype(np.float64), 0.0, 1.0).tolist()
+    threshold = float(prediction.threshold)
+    results = []
+    for index, ((record, transaction), probability) in enumerate(zip(scored, probabilities, strict=True)):
+        latency_ms = max(0.0, (scored_at.timestamp() - record.timestamp_s) * 1000.0)
+        results.append(Score(
+            transaction_id=transaction.transaction_id,
+            user_id=transaction.user_id,
+            event_time=transaction.event_time,
+            score=probability,
+            decision="fraud" if probability >= threshold else "legit",
+            threshold=threshold,
+            model_name=model_name,
+            model_version=prediction.model_version,
+            scored_at=scored_at,
+            latency_ms=latency_ms,
+            features={name: columns[name][index] for name in FEATURE_NAMES},
+        ))
+    return results
+
+
+def users_of(transactions: Iterable[Transaction]) -> list[str]:
+    """Distinct user ids, in first-seen order."""
+    return list(dict.fromkeys(t.user_id for t in transactions))

@@ -1,0 +1,35 @@
+"""Run one stream worker in the foreground: `fraud worker` or `python -m stream_scorer`."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from fraud.errors import FraudError
+from fraud.local_stack.process import port_open
+from fraud.settings import Settings, load_settings
+from stream_scorer.app import build_app
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it commits and leaves the group)."""
+    host, port = settings.scorer_metrics_host, settings.scorer_metrics_port
+    if port_open(host, port):
+        raise FraudError(f"{host}:{port} is taken (another worker?); set FRAUD_SCORER_METRICS_PORT")
+    scorer = build_app(settings)
+    scorer.metrics.serve(host, port)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    worker = faust.Worker(scorer.app, loglevel=loglevel)
+    worker.execute_from_commandline()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(load_settings())
+
+
+if __name__ == "__main__":
+    main()
