@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
+from kafka import KafkaProducer
 
-from fraud.events import Score, decode
+from fraud.events import Score, decode, encode
 from fraud.settings import Settings
 from producers.publisher import publish
 from producers.sources import SyntheticSource
+from tests.conftest import make_transaction
 from tests.integration.test_roundtrip import consume_all
 from tests.predictor.conftest import Predictor
 from tests.stream.conftest import Worker, put_profiles
@@ -33,3 +37,94 @@ def test_ten_thousand_transactions_in_ten_thousand_scores_out(stream_settings: S
     assert {s.model_version for s in scores} == {"1"}
     metrics = worker.wait_for(lambda m: m and m["fraud_scorer_scores_out_total"] >= 10_000, "10,000 scores")
     assert metrics["fraud_scorer_events_in_total"] == 10_000 and metrics["fraud_scorer_dead_letters_total"] == 0
+
+
+def _transaction_record(number: int) -> tuple[bytes, bytes, list]:
+    return encode(make_transaction(number, transaction_id=f"tx-dlq-{number}"), "tests")
+
+
+def _with_data(value: bytes, **changes: object) -> bytes:
+    event = orjson.loads(value)
+    event["data"] = {k: v for k, v in {**event["data"], **changes}.items() if v is not _DROP}
+    return orjson.dumps(event)
+
+
+_DROP = object()
+
+
+def test_malformed_events_go_to_the_dlq_with_reasons_and_the_good_ones_are_scored(
+    stream_settings: Settings, worker: Worker
+) -> None:
+    good = [_transaction_record(n) for n in range(3)]
+    key, value, headers = good[0]
+    bad = {
+        b"{not json": "not a JSON CloudEvent",
+        _with_data(value, amount=_DROP): "amount: Field required",
+        _with_data(value, amount="12.5"): "amount: Input should be a valid number",
+        _with_data(value, amount=-5.0): "amount: Input should be greater than or equal to 0",
+    }
+    before = worker.metrics()["fraud_scorer_dead_letters_total"]
+    producer = KafkaProducer(**stream_settings.kafka_client_config(), acks="all")
+    sends = [good[0], *((key, payload, headers) for payload in bad), good[1], good[2]]
+    for k, v, h in sends:
+        producer.send(stream_settings.topic_transactions, key=k, value=v, headers=h)
+    producer.flush()
+    producer.close()
+
+    letters = consume_all(stream_settings, stream_settings.topic_dlq, expected=len(bad), timeout_s=60)
+    assert sorted(m.value for m in letters) == sorted(bad)  # the original payloads, byte for byte
+    for message in letters:
+        reason = dict(message.headers)["fraud-dlq-reason"].decode()
+        assert bad[message.value] in reason, reason
+        assert dict(message.headers)["fraud-dlq-origin"].decode().startswith(f"{stream_settings.topic_transactions}/")
+    scored = {decode(m.value, Score).transaction_id
+              for m in consume_all(stream_settings, stream_settings.topic_scores, expected=10_003, timeout_s=60)}
+    assert {f"tx-dlq-{n}" for n in range(3)} <= scored
+    assert worker.metrics()["fraud_scorer_dead_letters_total"] == before + len(bad)
+
+
+def test_a_down_predictor_pauses_scoring_and_nothing_is_lost(
+    stream_settings: Settings, worker: Worker, predictor: Predictor
+) -> None:
+    before = worker.metrics()["fraud_scorer_scores_out_total"]
+    predictor.stop()
+    report = publish(SyntheticSource(300, users=50, seed=12), stream_settings, topic=stream_settings.topic_transactions)
+    assert report.delivered == 300
+    worker.wait_for(lambda m: m["fraud_scorer_consumption_paused"] == 1, "pause while the predictor is down")
+    time.sleep(1.0)
+    assert worker.metrics()["fraud_scorer_scores_out_total"] == before  # no made-up scores meanwhile
+    assert worker.metrics()["fraud_scorer_predictor_failures_total"] > stream_settings.predictor_retries
+
+    revived = Predictor(stream_settings)
+    try:
+        metrics = worker.wait_for(lambda m: m["fraud_scorer_scores_out_total"] >= before + 300, "scores after recovery")
+        assert metrics["fraud_scorer_scores_out_total"] == before + 300
+        assert metrics["fraud_scorer_consumption_paused"] == 0
+    finally:
+        predictor.process = revived.process  # the fixture stops whichever runs last
+        predictor.log = revived.log
+
+
+def test_a_restarted_worker_keeps_each_users_history(stream_settings: Settings, worker: Worker) -> None:
+    everything = consume_all(stream_settings, stream_settings.topic_scores, expected=10_303, timeout_s=60)
+    seen = sum(1 for m in everything if m.key == b"user_5")
+    assert seen > 10
+    worker.stop()
+    restarted = Worker(stream_settings)  # the table comes back from its changelog topic
+    try:
+        late = make_transaction(5, transaction_id="tx-after-restart", user_id="user_5")
+        producer = KafkaProducer(**stream_settings.kafka_client_config(), acks="all")
+        producer.send(stream_settings.topic_transactions, *_as_send_args(encode(late, "tests")))
+        producer.flush()
+        producer.close()
+        scores = consume_all(stream_settings, stream_settings.topic_scores, expected=len(everything) + 1, timeout_s=90)
+        after = [decode(m.value, Score) for m in scores if b"tx-after-restart" in m.value]
+        assert len(after) == 1, restarted.log_tail()
+        assert after[0].features["history_count"] == seen
+    finally:
+        worker.process = restarted.process  # the fixture stops the running one
+
+
+def _as_send_args(record: tuple[bytes, bytes, list]) -> tuple:
+    key, value, headers = record
+    return (value, key, headers)
