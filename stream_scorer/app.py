@@ -13,6 +13,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
@@ -89,7 +90,11 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         await asyncio.gather(*pending)
 
     def input_partitions() -> set:
-        return {tp for tp in app.consumer.assignment() if tp.topic == settings.topic_transactions}
+        try:
+            assigned = app.consumer.assignment()
+        except ConsumerNotStarted:  # agent.test_context() runs the agent without a consumer
+            return set()
+        return {tp for tp in assigned if tp.topic == settings.topic_transactions}
 
     feast = FeastGateway(settings)
     predictor = PredictorClient(settings.predictor_url, settings.model_name, settings.predictor_timeout_s,

@@ -1,0 +1,196 @@
+"""The stream scorer's logic without Kafka: BatchScorer with stand-ins, and the Faust agent in test_context()."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from fraud.events import Score, decode, encode
+from fraud.features import FEATURE_NAMES, UserActivity, UserProfile
+from fraud.settings import Settings
+from stream_scorer.batch import Record
+from stream_scorer.feast_io import ProfileCache
+from stream_scorer.metrics import ScorerMetrics
+from stream_scorer.predictor_client import PredictorClient
+from stream_scorer.scorer import BatchScorer
+from tests.conftest import make_transaction
+
+
+class FakePredictor:
+    """An httpx transport answering V2 binary requests with sum(row)/1000 as the score, failing the first ``down`` calls."""
+
+    def __init__(self, down: int = 0) -> None:
+        self.down, self.calls, self.rows = down, 0, []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # model metadata
+            return httpx.Response(200, json={"inputs": [{"parameters": {"feature_names": list(FEATURE_NAMES)}}]})
+        self.calls += 1
+        if self.calls <= self.down:
+            return httpx.Response(503, text="model fraud-detection is not loaded yet")
+        length = int(request.headers["inference-header-content-length"])
+        header = orjson.loads(request.content[:length])
+        rows = np.frombuffer(request.content[length:], dtype=np.float32).reshape(header["inputs"][0]["shape"])
+        self.rows.append(rows)
+        scores = (rows.sum(axis=1) / 1000).clip(0, 1).astype(np.float32)
+        body = orjson.dumps({"model_name": "fraud-detection", "model_version": "7", "parameters": {"threshold": 0.5},
+                             "outputs": [{"name": "score", "datatype": "FP32", "shape": [len(rows), 1],
+                                          "parameters": {"binary_data_size": scores.nbytes}}]})
+        return httpx.Response(200, content=body + scores.tobytes(), headers={"Inference-Header-Content-Length": str(len(body))})
+
+
+class Harness:
+    """A BatchScorer whose sends, Feast and predictor are in-memory stand-ins."""
+
+    def __init__(self, down: int = 0, push_fails: bool = False) -> None:
+        self.settings = Settings(_env_file=None, predictor_retries=2, predictor_backoff_max_s=0.01)
+        self.fake = FakePredictor(down)
+        self.state: dict[str, dict] = {}
+        self.sent_scores, self.sent_dead, self.pushed, self.profile_reads, self.events = [], [], [], [], []
+        self.push_fails = push_fails
+
+        async def read(users: list[str]) -> dict[str, UserProfile]:
+            self.profile_reads.append(list(users))
+            return {u: UserProfile(48.0, 11.0, 20.0) for u in users if u != "user_6"}  # user_6 is a new card
+
+        async def push(frame) -> None:
+            if self.push_fails:
+                raise RuntimeError("database is locked")
+            self.pushed.append(frame)
+
+        async def send_scores(messages) -> None:
+            self.sent_scores.extend(messages)
+
+        async def send_dead(messages) -> None:
+            self.sent_dead.extend(messages)
+
+        client = PredictorClient("http://predictor", "fraud-detection", 1.0, self.settings.predictor_retries,
+                                 self.settings.predictor_backoff_max_s, backoff_first_s=0.001,
+                                 transport=httpx.MockTransport(self.fake))
+        self.metrics = ScorerMetrics()
+        self.scorer = BatchScorer(self.settings, self.state, ProfileCache(read, ttl_s=60), push, client, send_scores,
+                                  send_dead, self.metrics, pause=lambda: self.events.append("pause"),
+                                  resume=lambda: self.events.append("resume"))
+
+    def run(self, records: list[Record]):
+        return asyncio.run(self.scorer.process(records))
+
+
+def record(value: bytes, offset: int = 0, key: bytes | None = None) -> Record:
+    return Record(key, value, [], "transactions", 0, offset, 1_700_000_000.0)
+
+
+def good(number: int, **changes: object) -> Record:
+    key, value, _ = encode(make_transaction(number, **changes), "tests")
+    return record(value, number, key)
+
+
+def test_a_batch_is_scored_in_order_with_its_features_and_the_state_moves_on() -> None:
+    harness = Harness()
+    outcome = harness.run([good(n, amount=10.0 + n) for n in range(14)])  # users 0..6, two events each
+    assert [s.transaction_id for s in outcome.scores] == [f"tx-test-{n}" for n in range(14)]
+    published = [decode(value, Score) for _, value, _ in harness.sent_scores]
+    assert published == outcome.scores
+    first, second = published[0], published[7]  # user_0's two events
+    assert (first.features["history_count"], second.features["history_count"]) == (0.0, 1.0)
+    assert second.features["history_mean_amount"] == 10.0
+    assert first.model_version == "7" and first.threshold == 0.5
+    expected = np.float32(harness.fake.rows[0][7].sum()) / np.float32(1000)
+    assert second.score == pytest.approx(float(expected), rel=1e-6)
+    assert UserActivity.from_dict(harness.state["user_0"]).count == 2
+    assert len(harness.fake.rows) == 1 and harness.fake.rows[0].shape == (14, len(FEATURE_NAMES))  # one call per batch
+    assert len(harness.pushed) == 1 and sorted(harness.pushed[0]["user_id"]) == [f"user_{n}" for n in range(7)]
+    # user_6 has no Feast profile: its first transaction stands in (distance from home 0, ratio 1).
+    user_6 = published[6]
+    assert user_6.features["distance_from_home"] == 0.0 and user_6.features["ratio_to_median_purchase_price"] == 1.0
+
+
+def test_profiles_are_read_once_per_user_within_the_ttl() -> None:
+    harness = Harness()
+    harness.run([good(n) for n in range(7)])
+    harness.run([good(n + 7) for n in range(7)])
+    assert harness.profile_reads == [[f"user_{n}" for n in range(7)]]
+
+
+def test_bad_records_go_to_the_dead_letters_with_reasons_and_the_rest_is_scored() -> None:
+    harness = Harness()
+    _, valid_value, _ = encode(make_transaction(1), "tests")
+    negative = orjson.loads(valid_value)
+    negative["data"]["amount"] = -3.0
+    records = [good(0), record(b"{oops", 1), record(orjson.dumps(negative), 2), good(3),
+               record(valid_value, 4, key=b"user_999")]
+    outcome = harness.run(records)
+    assert [s.transaction_id for s in outcome.scores] == ["tx-test-0", "tx-test-3"]
+    reasons = [dict(headers)["fraud-dlq-reason"].decode() for _, _, headers in harness.sent_dead]
+    assert reasons[0].startswith("not a JSON CloudEvent")
+    assert reasons[1].startswith("amount: Input should be greater than or equal to 0")
+    assert "is not the user_id" in reasons[2]
+    assert [value for _, value, _ in harness.sent_dead] == [b"{oops", orjson.dumps(negative), valid_value]
+    assert harness.metrics.dead_letters._value.get() == 3
+
+
+def test_a_sick_predictor_is_retried_then_consumption_pauses_until_it_answers() -> None:
+    harness = Harness(down=5)  # retries=2: the third failure pauses, the sixth call succeeds
+    outcome = harness.run([good(n) for n in range(3)])
+    assert len(outcome.scores) == 3 and harness.fake.calls == 6
+    assert harness.events == ["pause", "resume"]
+    assert harness.metrics.predictor_failures._value.get() == 5 and harness.metrics.paused._value.get() == 0
+
+
+def test_a_batch_without_an_answer_publishes_nothing_and_changes_no_state() -> None:
+    harness = Harness(down=10**9)
+
+    async def bounded() -> None:
+        await asyncio.wait_for(harness.scorer.process([good(0)]), timeout=0.5)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(bounded())
+    assert harness.sent_scores == [] and harness.state == {} and harness.events == ["pause"]
+
+
+def test_a_failed_feast_push_does_not_hold_the_scores_back() -> None:
+    harness = Harness(push_fails=True)
+    assert len(harness.run([good(0), good(1)]).scores) == 2
+    assert harness.metrics.feast_push_failures._value.get() == 1
+
+
+def test_user_activity_survives_the_tables_json() -> None:
+    activity = UserActivity()
+    assert UserActivity.from_dict(orjson.loads(orjson.dumps(activity.to_dict()))) == activity  # NaNs included
+    activity.observe(make_transaction(0))
+    activity.observe(make_transaction(1, amount=30.0, merchant_id="m2"))
+    assert UserActivity.from_dict(orjson.loads(orjson.dumps(activity.to_dict()))) == activity
+
+
+def test_the_faust_agent_feeds_micro_batches_to_the_scorer(tmp_path) -> None:
+    """The real agent of `build_app`, driven by Faust's test_context (no broker), with the harness's stand-ins."""
+    from stream_scorer.app import build_app
+
+    harness = Harness()
+    settings = Settings(_env_file=None, data_dir=tmp_path, scorer_batch_size=4, scorer_batch_window_s=0.05)
+    scorer_app = build_app(settings, metrics=harness.metrics)
+    scorer = scorer_app.scorer
+    scorer.state, scorer.profiles, scorer.push_features = harness.state, harness.scorer.profiles, harness.scorer.push_features
+    scorer.predictor, scorer.send_scores = harness.scorer.predictor, harness.scorer.send_scores
+    scorer.send_dead_letters = harness.scorer.send_dead_letters
+
+    async def drive() -> None:
+        async with scorer_app.agent.test_context() as agent:
+            for n in range(10):
+                key, value, _ = encode(make_transaction(n), "tests")
+                await agent.put(value, key=key)
+            await agent.put(b"not an event", key=b"user_1")
+            for _ in range(100):
+                if len(harness.sent_scores) == 10 and harness.sent_dead:
+                    break
+                await asyncio.sleep(0.05)
+
+    asyncio.run(drive())
+    assert sorted(decode(v, Score).transaction_id for _, v, _ in harness.sent_scores) == sorted(f"tx-test-{n}" for n in range(10))
+    assert [v for _, v, _ in harness.sent_dead] == [b"not an event"]
+    sizes = harness.metrics.batch_size.collect()[0].samples
+    assert next(s.value for s in sizes if s.name.endswith("_count")) >= 3  # 11 records in batches of at most 4
