@@ -127,6 +127,8 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     @app.task
     async def warm_up() -> None:
         await feast.warm_up()
+        await app.tables.recovery.completed.wait()
+        metrics.ready.set(1)
         log.info("Feast store open; scoring %s -> %s with %s", settings.topic_transactions, settings.topic_scores,
                  settings.predictor_url)
 

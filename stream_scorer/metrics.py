@@ -19,6 +19,8 @@ class ScorerMetrics:
         self.events_in = Counter("fraud_scorer_events_in", "Records consumed from the transactions topic.", registry=registry)
         self.scores_out = Counter("fraud_scorer_scores_out", "Score events published to fraud-scores.", registry=registry)
         self.dead_letters = Counter("fraud_scorer_dead_letters", "Records sent to the dead-letter topic.", registry=registry)
+        self.redelivered = Counter("fraud_scorer_redelivered_skipped",
+                                   "Redelivered records skipped because their score is out already.", registry=registry)
         self.batch_size = Histogram("fraud_scorer_batch_size", "Records per micro-batch.", registry=registry,
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
         self.end_to_end = Histogram(
@@ -29,6 +31,8 @@ class ScorerMetrics:
                                            registry=registry, buckets=LATENCY_BUCKETS)
         self.predictor_failures = Counter("fraud_scorer_predictor_failures", "Failed predictor calls (each retried).",
                                           registry=registry)
+        self.ready = Gauge("fraud_scorer_ready", "1 once the user table is recovered and consumption runs.",
+                           registry=registry)
         self.paused = Gauge("fraud_scorer_consumption_paused", "1 while consumption waits for the predictor.",
                             registry=registry)
         self.consumer_lag = Gauge("fraud_scorer_consumer_lag", "Records on the input partitions not processed yet.",

@@ -26,13 +26,14 @@ from datetime import UTC, datetime
 from fraud.events import KafkaRecord, Score, encode
 from fraud.features import FEATURE_NAMES, UserActivity, stream_features
 from fraud.settings import Settings
-from stream_scorer.batch import DeadLetter, Record, build_scores, feature_matrix, latest_per_user, split_valid
+from stream_scorer.batch import DeadLetter, Record, build_scores, feature_matrix, latest_per_user, split_valid, users_of
 from stream_scorer.feast_io import ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
 
 log = logging.getLogger(__name__)
 
+POSITION_KEY = "input_position"  # in a user's table entry: [partition, offset] of their last scored transaction
 SendMany = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 
 
@@ -77,14 +78,16 @@ class BatchScorer:
                             letter.record.offset, letter.reason)
             await self.send_dead_letters([(r.record.key, r.record.value, r.headers) for r in dead])
             metrics.dead_letters.inc(len(dead))
+
+        saved = {user: self.state.get(user) for user in users_of(t for _, t in valid)}
+        valid = self._without_redeliveries(valid, saved)
         if not valid:
             return BatchOutcome([], dead)
-
         transactions = [transaction for _, transaction in valid]
         reads_before = self.profiles.misses
         profiles = await self.profiles.profiles(transactions)
         metrics.profile_reads.inc(self.profiles.misses - reads_before)
-        activity = {user: UserActivity.from_dict(saved) for user in profiles if (saved := self.state.get(user))}
+        activity = {user: UserActivity.from_dict(state) for user, state in saved.items() if state}
         features = stream_features(transactions, activity, profiles)  # updates `activity`, a copy of the table's state
 
         push = asyncio.ensure_future(self.push_features(latest_per_user(transactions, features, datetime.now(UTC))))
@@ -107,9 +110,25 @@ class BatchScorer:
         for record, _ in valid:
             metrics.end_to_end.observe(max(0.0, published - record.timestamp_s))
         metrics.scores_out.inc(len(scores))
-        for user, user_state in activity.items():  # only now: a batch that never got scored changes no state
-            self.state[user] = user_state.to_dict()
+        last_positions = {transaction.user_id: [record.partition, record.offset] for record, transaction in valid}
+        for user, position in last_positions.items():  # only now: a batch that never got scored changes no state
+            self.state[user] = activity[user].to_dict() | {POSITION_KEY: position}
         return BatchOutcome(scores, dead)
+
+    def _without_redeliveries(self, valid: list, saved: dict) -> list:
+        """Drop records this worker (or its predecessor) scored already: Kafka redelivers what was not committed.
+
+        The table is written after the scores are published, so an offset in it means the score is out.
+        """
+        def scored_already(record: Record, user_id: str) -> bool:
+            partition, offset = (saved.get(user_id) or {}).get(POSITION_KEY, (-1, -1))
+            return record.partition == partition and record.offset <= offset
+
+        fresh = [(record, t) for record, t in valid if not scored_already(record, t.user_id)]
+        if len(fresh) < len(valid):
+            self.metrics.redelivered.inc(len(valid) - len(fresh))
+            log.info("skipped %d redelivered records that were scored already", len(valid) - len(fresh))
+        return fresh
 
     def _on_pause(self) -> None:
         self.metrics.paused.set(1)

@@ -173,13 +173,13 @@ class LocalKafka:
         return process.stop(self.files, self.settings.stack_stop_timeout_s)
 
 
-def create_topics(settings: Settings, topics: dict[str, int] | None = None) -> list[str]:
+def create_topics(settings: Settings, topics: dict[str, int] | None = None, configs: dict[str, str] | None = None) -> list[str]:
     """Create the topics that do not exist yet (default: the product's four); return those created."""
     wanted = settings.topic_partitions if topics is None else topics
     admin = KafkaAdminClient(**settings.kafka_client_config())
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, settings.topic_replication_factor) for name, partitions in wanted.items() if name not in existing]
+        missing = [NewTopic(name, partitions, settings.topic_replication_factor, topic_configs=configs or {}) for name, partitions in wanted.items() if name not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import orjson
+import pandas as pd
 import pytest
 from kafka import KafkaProducer
 
@@ -16,6 +18,7 @@ from producers.sources import SyntheticSource
 from tests.conftest import make_transaction
 from tests.integration.test_roundtrip import consume_all
 from tests.predictor.conftest import Predictor
+from stream_scorer.seed import seed_state
 from tests.stream.conftest import Worker, put_profiles
 
 
@@ -110,17 +113,30 @@ def test_a_restarted_worker_keeps_each_users_history(stream_settings: Settings, 
     seen = sum(1 for m in everything if m.key == b"user_5")
     assert seen > 10
     worker.stop()
+    # Meanwhile, seed a user the worker never saw with a history of five transactions.
+    history = [make_transaction(7, transaction_id=f"tx-history-{n}", user_id="user_777", amount=10.0 * (n + 1),
+                                event_time=datetime(2026, 1, 1, n, tzinfo=UTC)) for n in range(5)]
+    path = stream_settings.data_dir / "history.parquet"
+    pd.DataFrame([t.model_dump() for t in history]).to_parquet(path)
+    assert seed_state(stream_settings, path) == 1
     restarted = Worker(stream_settings)  # the table comes back from its changelog topic
     try:
-        late = make_transaction(5, transaction_id="tx-after-restart", user_id="user_5")
+        restarted.wait_for(lambda m: m["fraud_scorer_ready"] == 1, "table recovery")
         producer = KafkaProducer(**stream_settings.kafka_client_config(), acks="all")
-        producer.send(stream_settings.topic_transactions, *_as_send_args(encode(late, "tests")))
+        for late in (make_transaction(5, transaction_id="tx-after-restart", user_id="user_5"),
+                     make_transaction(7, transaction_id="tx-after-seed", user_id="user_777", amount=60.0)):
+            producer.send(stream_settings.topic_transactions, *_as_send_args(encode(late, "tests")))
         producer.flush()
         producer.close()
-        scores = consume_all(stream_settings, stream_settings.topic_scores, expected=len(everything) + 1, timeout_s=90)
-        after = [decode(m.value, Score) for m in scores if b"tx-after-restart" in m.value]
-        assert len(after) == 1, restarted.log_tail()
-        assert after[0].features["history_count"] == seen
+        restarted.wait_for(lambda m: m["fraud_scorer_scores_out_total"] == 2, "the two new scores")
+        # One more than expected, to see that nothing else (no redelivered batch) was scored again.
+        scores = consume_all(stream_settings, stream_settings.topic_scores, expected=len(everything) + 3, timeout_s=10)
+        assert len(scores) == len(everything) + 2, restarted.log_tail()
+        after = {s.transaction_id: s for m in scores if b"tx-after-" in m.value and (s := decode(m.value, Score))}
+        assert set(after) == {"tx-after-restart", "tx-after-seed"}
+        assert after["tx-after-restart"].features["history_count"] == seen
+        seeded = after["tx-after-seed"].features
+        assert (seeded["history_count"], seeded["history_mean_amount"], seeded["history_max_amount"]) == (5.0, 30.0, 50.0)
     finally:
         worker.process = restarted.process  # the fixture stops the running one
 

@@ -194,3 +194,13 @@ def test_the_faust_agent_feeds_micro_batches_to_the_scorer(tmp_path) -> None:
     assert [v for _, v, _ in harness.sent_dead] == [b"not an event"]
     sizes = harness.metrics.batch_size.collect()[0].samples
     assert next(s.value for s in sizes if s.name.endswith("_count")) >= 3  # 11 records in batches of at most 4
+
+
+def test_redelivered_records_whose_scores_are_out_are_skipped() -> None:
+    harness = Harness()
+    batch = [good(n) for n in range(5)]
+    assert len(harness.run(batch).scores) == 5
+    again = harness.run([*batch, good(5)])  # Kafka redelivers an uncommitted batch, plus one new record
+    assert [s.transaction_id for s in again.scores] == ["tx-test-5"]
+    assert harness.metrics.redelivered._value.get() == 5
+    assert UserActivity.from_dict(harness.state["user_0"]).count == 1  # history counted once
