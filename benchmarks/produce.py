@@ -16,8 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fraud.events import KafkaRecord
-from fraud.local_stack import stack_up
-from fraud.local_stack.kafka import create_topics, delete_topics
+from fraud.local_stack.kafka import LocalKafka, create_topics, delete_topics
 from fraud.settings import Settings
 from producers.encoding import encode_chunks
 from producers.publisher import make_producer, publish
@@ -48,7 +47,7 @@ def fraud_produce(settings: Settings, topic: str, count: int, seed: int) -> floa
 def run(settings: Settings, count: int = 50_000, rounds: int = 3, console: Console | None = None) -> dict[str, float]:
     """Measure both contenders ``rounds`` times, print a table, return the medians and their ratio."""
     console = console or Console()
-    stack_up(settings)
+    LocalKafka(settings).start()
     topic = f"bench-produce-{uuid.uuid4().hex[:8]}"
     create_topics(settings, {topic: settings.partitions_transactions})
     messages = [m for chunk in encode_chunks(SyntheticSource(count, seed=0), settings.event_source) for m in chunk.messages]

@@ -25,7 +25,7 @@ from fraud.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Real-time fraud scoring on Kafka: local stack, producers, consumers, benchmarks.")
-stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the local services (Kafka broker).")
+stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the local services (Kafka broker, predictor, stream worker).")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each measured beside its baseline in the same run.")
 data_app = typer.Typer(no_args_is_help=True, help="Synthetic users and transactions.")
 pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline, or one of its steps.")
@@ -52,7 +52,7 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="De
         force=True,
     )
     # The Kafka clients log every reconnect at WARNING; our own messages say what matters.
-    for noisy in ("kafka", "aiokafka", "py4j"):
+    for noisy in ("kafka", "aiokafka", "py4j", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
@@ -304,61 +304,113 @@ def scores(
                       f"score={s.score:.4f} {s.decision:<5} model={s.model_name}:{s.model_version}")
 
 
+# --- worker -----------------------------------------------------------------------------------
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Faust log level: debug, info, warning, error.")] = "info",
+) -> None:
+    """Run one stream worker in the foreground (Ctrl-C stops it after committing). `fraud stack up` starts one in the background."""
+    from stream_scorer.worker import run_worker
+
+    if loglevel not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(f"{loglevel!r} is not one of debug, info, warning, error", param_hint="'--loglevel'")
+    run_worker(load_settings(), loglevel)
+
+
 # --- demo -------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    count: Annotated[int, typer.Option(min=1, help="Transactions to publish.")] = 5000,
-    users: Annotated[int, typer.Option(min=100, help="Users to train on when no model is registered yet.")] = 20_000,
+    users: Annotated[int, typer.Option(min=100, help="Users to generate and train on.")] = 20_000,
+    days: Annotated[int, typer.Option(min=2, help="Days of history before the replayed day.")] = 30,
+    rate: Annotated[float, typer.Option(min=0, help="Replay speed in events/s; 0 = as fast as possible.")] = 0.0,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Generate and train again even if a demo model exists.")] = False,
 ) -> None:
-    """Start the local stack, train a model if there is none, publish transactions, and ask the predictor."""
-    import httpx
+    """The whole story: stack up, generate data, train and deploy, replay a day through Kafka, summarise the scores."""
+    import time
 
-    from fraud.events import InvalidEvent, Transaction, decode
+    from fraud import demo as story
     from fraud.local_stack import stack_up as start_stack
-    from fraud.local_stack.predictor import LocalPredictor
+    from fraud.local_stack.worker import LocalWorker, scrape
     from fraud.registry import open_registry
-    from fraud.topics import end_offsets, read_between
+    from stream_scorer.seed import seed_state
 
     settings = load_settings()
-    topic = settings.topic_transactions
+    began = time.perf_counter()
+    out.print("[bold]1. Local stack[/] (Kafka, predictor, stream worker)")
     _show(start_stack(settings))
-    if open_registry(settings).production(settings.model_name) is None:
-        out.print(f"[bold]No model yet: running the training pipeline on {users:,} users (about a minute or two).[/]")
+    fresh = retrain or not story.replay_path(settings).exists() or open_registry(settings).production(settings.model_name) is None
+    if fresh:
+        out.print(f"[bold]2. Data[/]: {users:,} users, {days} days of history and one more day to replay")
+        data = story.generate_demo_data(settings, users, days)
+        _print(f"   history {data.history}; replay {data.replay_count:,} transactions from {data.replay}")
+        out.print("[bold]3. Training pipeline[/] (Spark prep, Feast, Keras -> ONNX, evaluate, register, deploy)")
         pipeline_run(users=users)
-    before = end_offsets(settings, topic)
-    produce(count=count, rate=None, dataset=None, users=1000, seed=None, topic=None)
-    after = end_offsets(settings, topic)
-    arrived = sum(after.values()) - sum(before.values())
-    valid, invalid, samples = 0, 0, []
-    for record in read_between(settings, topic, before, after):  # read them back from the broker
-        try:
-            transaction = decode(record.value, Transaction)
-        except InvalidEvent:
-            invalid += 1
-            continue
-        valid += 1
-        if len(samples) < 3:
-            samples.append((record.partition, record.offset, transaction))
-    out.print(f"[bold green]{arrived:,} new events reached topic {topic}[/] on {settings.kafka_bootstrap} "
-              f"({sum(after.values()):,} in all); read back {valid:,} valid CloudEvents, {invalid} invalid.")
-    for partition, offset, t in samples:
-        _print(f"  partition {partition} offset {offset}: {t.user_id} paid {t.amount:.2f} at {t.merchant_category} "
-               f"({'online' if t.online_order else 'in store'}) {t.event_time:%H:%M:%S}")
-    if invalid or valid < count:
-        raise FraudError(f"expected {count} valid events back, read {valid} valid and {invalid} invalid")
+    else:
+        out.print("[bold]2-3. Data and model[/]: reusing the demo's data and production model (--retrain to redo)")
+    out.print("[bold]4. Worker state[/]: seeding each user's history into the worker's table")
+    worker_service = LocalWorker(settings)
+    worker_service.stop()
+    seeded = seed_state(settings, settings.raw_dir / "transactions.parquet")
+    worker_service.start()
+    deadline = time.monotonic() + settings.stack_start_timeout_s
+    while ((scrape(settings) or {}).get("fraud_scorer_ready") != 1) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    _print(f"   {seeded:,} users' history recovered by the worker")
 
-    status = LocalPredictor(settings).status()
-    _print(f"predictor: {status.describe()}")
-    url = f"{settings.predictor_url}/v1/models/{settings.model_name}:predict"
-    answer = httpx.post(url, json={"user_id": "user_0"}, timeout=30)
-    _print(f"POST {url} {{\"user_id\": \"user_0\"}} -> HTTP {answer.status_code} {answer.text}")
-    if answer.status_code != 200:
-        raise FraudError(f"the predictor did not score user_0: HTTP {answer.status_code} {answer.text[:200]}")
-    host = f"{settings.predictor_host}:{settings.predictor_port}"
+    out.print(f"[bold]5. Replay[/] of the last day through {settings.topic_transactions} -> worker -> {settings.topic_scores}")
+    path = story.replay_path(settings)
+    total = _parquet_rows(path)
+    with _progress() as bar:
+        published = bar.add_task(f"published to {settings.topic_transactions}", total=total)
+        scored = bar.add_task(f"scores read from {settings.topic_scores}", total=total)
+        result = story.replay_and_watch(settings, path, rate, _Advance(bar, published), lambda n: bar.advance(scored, n))
+    _demo_summary(settings, result, time.perf_counter() - began)
+
+
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _demo_summary(settings: Settings, result, seconds: float) -> None:
+    from rich.table import Table
+
+    counts = result.decisions()
+    table = Table(title=f"{len(result.scores):,} transactions scored by model {result.scores[0].model_name} "
+                        f"v{result.scores[0].model_version} (threshold {result.scores[0].threshold:.3f})")
+    for column in ("decision", "actually fraud", "actually legit", "total"):
+        table.add_column(column, justify="right")
+    for decision in ("fraud", "legit"):
+        fraud, legit = counts.get((decision, True), 0), counts.get((decision, False), 0)
+        table.add_row(decision, f"{fraud:,}", f"{legit:,}", f"{fraud + legit:,}")
+    out.print(table)
+    top = Table(title="Top-scored transactions")
+    for column in ("transaction", "user", "amount", "km from home", "score", "actually"):
+        top.add_column(column)
+    for s in result.top(5):
+        top.add_row(s.transaction_id, s.user_id, f"{s.features['amount']:,.2f}", f"{s.features['distance_from_home']:,.0f}",
+                    f"{s.score:.4f}", "fraud" if result.labels.get(s.transaction_id) else "legit")
+    out.print(top)
+    _print(f"throughput: {result.events_per_second:,.0f} events/s end to end ({len(result.scores):,} scores in "
+           f"{result.seconds:.1f}s, publishing as fast as it could, so latency includes the queue)\n"
+           f"latency from entering Kafka to score published: p50 {result.latency_ms(0.5):,.0f} ms, "
+           f"p99 {result.latency_ms(0.99):,.0f} ms\n"
+           f"the whole demo took {seconds / 60:.1f} min")
+    host, metrics = f"{settings.predictor_host}:{settings.predictor_port}", f"{settings.scorer_metrics_host}:{settings.scorer_metrics_port}"
+    s = result.top(1)[0]
+    row = ", ".join(f"{s.features[name]:.6g}" for name in s.features)
     _print("Try next:\n"
-           f"  curl -X POST {host}/v1/models/{settings.model_name}:predict -H \"Content-Type: application/json\" "
-           "-d '{\"user_id\": \"user_0\"}'\n"
-           "  uv run fraud models list    uv run fraud stack status    uv run fraud stack down")
+           f"  uv run fraud scores --from-beginning --max 5          # read score events\n"
+           f"  uv run fraud produce --count 20000                   # publish more; the worker scores them\n"
+           f"  uv run fraud stack status                            # services, topics, worker counters\n"
+           f"  curl -s {metrics}/metrics | grep ^fraud_scorer       # the worker's Prometheus metrics\n"
+           f"  curl -s -X POST {host}/v1/models/{settings.model_name}:predict -H 'Content-Type: application/json' "
+           f"-d '{{\"user_id\": \"{s.user_id}\"}}'\n"
+           f"  curl -s -X POST {host}/v2/models/{settings.model_name}/infer -H 'Content-Type: application/json' "
+           f"-d '{{\"inputs\": [{{\"name\": \"features\", \"shape\": [1, {len(s.features)}], \"datatype\": \"FP32\", "
+           f"\"data\": [{row}]}}]}}'   # re-check the top score from its audit trail\n"
+           f"  uv run fraud stack down")
 
 
 # --- bench ------------------------------------------------------------------------------------
@@ -414,6 +466,31 @@ def bench_predictor(
 
     try:
         run(seconds=seconds, rounds=rounds, console=out)
+    except RuntimeError as error:
+        raise FraudError(str(error)) from error
+
+
+@bench_app.command("stream")
+def bench_stream(
+    events: Annotated[int, typer.Option(min=1000, help="Backlog each contender drains.")] = 30_000,
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated micro-batch sizes of the worker.")] = "100,500,2000",
+    users: Annotated[int, typer.Option(min=10, help="Distinct users in the events and the Feast store.")] = 10_000,
+    rate: Annotated[float, typer.Option(min=1, help="Offered events/s of the latency measurement.")] = 1000.0,
+    seconds: Annotated[float, typer.Option(min=1, help="Duration of the latency measurement.")] = 10.0,
+    per_event_events: Annotated[int, typer.Option(min=100, help="Backlog of the (slow) per-event baseline.")] = 3000,
+) -> None:
+    """Stream worker events/s and p50/p99 latency at several batch sizes, beside a pass-through ceiling and the per-event design."""
+    from benchmarks.stream import run
+
+    try:
+        sizes = tuple(int(part) for part in batch_sizes.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{batch_sizes!r} is not a comma-separated list of integers", param_hint="'--batch-sizes'") from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("batch sizes must be at least 1", param_hint="'--batch-sizes'")
+    try:
+        run(load_settings(), events=events, batch_sizes=sizes, users=users, rate=rate, steady_seconds=seconds,
+            per_event_events=per_event_events, console=out)
     except RuntimeError as error:
         raise FraudError(str(error)) from error
 

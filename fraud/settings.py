@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     scorer_metrics_host: str = "127.0.0.1"
     scorer_metrics_port: int = Field(9108, ge=1, le=65535, description="Prometheus /metrics of the worker.")
     scorer_source: str = Field("fraud.stream_scorer", description="CloudEvents `source` of score events.")
+    feast_push_interval_s: float = Field(1.0, ge=0, description="Shortest time between two Feast pushes of the worker.")
     profile_cache_ttl_s: float = Field(300.0, gt=0, description="How long the worker reuses a user's Feast profile.")
     predictor_timeout_s: float = Field(10.0, gt=0, description="One predictor call, from the worker.")
     predictor_retries: int = Field(4, ge=0, description="Retries with backoff before the worker pauses consumption.")

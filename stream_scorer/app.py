@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faust
+import orjson
 from faust.exceptions import ConsumerNotStarted
 
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
 from stream_scorer.batch import Record
-from stream_scorer.feast_io import FeastGateway, ProfileCache
+from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
 from stream_scorer.scorer import BatchScorer
@@ -71,22 +72,23 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         web_enabled=False,  # metrics come from prometheus_client instead
         broker_client_id=settings.kafka_client_id,
         producer_acks=-1,
-        producer_linger_ms=5,
+        producer_linger_ms=0,  # a batch is sent in one burst; waiting for more only adds latency
     )
     transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw", internal=False)
-    scores = app.topic(settings.topic_scores, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", internal=False)
-    dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
-                             value_serializer="raw", internal=False)
     # Keyed by user_id as raw bytes, partitioned like the input (use_partitioner: the changelog partition
     # comes from the key, as the producers' did), so a user's state sits on its transactions' partition.
     table = app.Table(STATE_TABLE, default=None, key_type=bytes, partitions=settings.partitions_transactions,
                       use_partitioner=True)
 
-    async def send_all(topic: faust.types.TopicT, messages: Sequence[KafkaRecord]) -> None:
-        """Send and wait until Kafka acknowledged every one (acks=all), so an offset is never committed first."""
-        pending = [await topic.send(key=key, value=value, headers=headers) for key, value, headers in messages]
+    async def send_all(topic: str, messages: Sequence[KafkaRecord]) -> None:
+        """Send and wait until Kafka acknowledged every one (acks=all), so an offset is never committed first.
+
+        Straight to the app's producer (aiokafka): `Topic.send` adds a buffer and a future per
+        message, which cost more than the scoring itself at a few thousand events/s.
+        """
+        producer = app.producer
+        pending = [await producer.send(topic, key, value, None, None, headers) for key, value, headers in messages]
         await asyncio.gather(*pending)
 
     def input_partitions() -> set:
@@ -99,10 +101,15 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     feast = FeastGateway(settings)
     predictor = PredictorClient(settings.predictor_url, settings.model_name, settings.predictor_timeout_s,
                                 settings.predictor_retries, settings.predictor_backoff_max_s)
+    def push_failed(error: Exception, users: int) -> None:
+        metrics.feast_push_failures.inc()
+        log.warning("Feast push of %d users failed: %s", users, error)
+
     scorer = BatchScorer(
-        settings, UserStates(table), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s), feast.push, predictor,
-        send_scores=lambda messages: send_all(scores, messages),
-        send_dead_letters=lambda messages: send_all(dead_letters, messages),
+        settings, TableStates(table, app), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
+        CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
+        send_scores=lambda messages: send_all(settings.topic_scores, messages),
+        send_dead_letters=lambda messages: send_all(settings.topic_dlq, messages),
         metrics=metrics,
         pause=lambda: app.consumer.pause_partitions(input_partitions()),
         resume=lambda: app.consumer.resume_partitions(input_partitions()),
@@ -135,29 +142,37 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     return ScorerApp(app, score_transactions, scorer, metrics, feast)
 
 
-class UserStates(MutableMapping[str, dict]):
-    """The table seen with str user ids (it stores raw-bytes keys, see above)."""
+class TableStates:
+    """The user table as `UserStates`: reads from its store, writes the changelog straight through the producer.
 
-    def __init__(self, table: faust.types.TableT) -> None:
-        self.table = table
+    Faust's own `table[key] = value` queues each changelog record in a buffer
+    that drains one message per event-loop round trip; at thousands of users per
+    second that buffer, not the scoring, set the pace. Here a batch's states go
+    out as one burst. `save` does not wait for Kafka's acknowledgement: Faust
+    flushes the producer before it commits offsets, which is the order that
+    matters (a lost state write only means a redelivered batch is scored again).
+    Keys are the user_id's bytes and the partition is the producer's default
+    (murmur2 of the key), as `use_partitioner=True` makes Faust do.
+    """
 
-    def __getitem__(self, user_id: str) -> dict:
-        value = self.table.get(user_id.encode())
-        if value is None:
-            raise KeyError(user_id)
-        return value
+    def __init__(self, table: faust.types.TableT, app: faust.App) -> None:
+        self.table, self.app = table, app
 
-    def __setitem__(self, user_id: str, value: dict) -> None:
-        self.table[user_id.encode()] = value
+    def get(self, user_id: str) -> dict | None:
+        return self.table.data.get(user_id.encode())
 
-    def __delitem__(self, user_id: str) -> None:
-        del self.table[user_id.encode()]
+    async def save(self, states: dict[str, dict]) -> None:
+        topic = self.table.changelog_topic.get_topic_name()
+        for user_id, state in states.items():
+            key = user_id.encode()
+            self.table.data[key] = state
+            delivery = await self.app.producer.send(topic, key, orjson.dumps(state), None, None, None)
+            delivery.add_done_callback(_log_failed_delivery)
 
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self.table)
 
-    def __len__(self) -> int:
-        return len(self.table)
+def _log_failed_delivery(delivery: asyncio.Future) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.error("a user-state changelog write failed: %s", delivery.exception())
 
 
 def to_record(event: faust.types.EventT) -> Record:

@@ -3,7 +3,7 @@
 1. validate; bad records go to the dead-letter topic with their reason;
 2. read each user's state (the Faust table) and profile (Feast, cached);
 3. compute the features with the shared feature code;
-4. push the users' fresh features to Feast, while
+4. hand the users' fresh features to the Feast pusher (one push per batch at most, off the scoring path);
 5. the predictor scores the batch (one V2 call, retried until it answers);
 6. publish one Score per transaction and wait until Kafka has them all;
 7. write the users' new state to the table.
@@ -16,18 +16,18 @@ as plain callables and a mapping, so the unit tests can drive this class alone.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import UTC, datetime
 
 from fraud.events import KafkaRecord, Score, encode
 from fraud.features import FEATURE_NAMES, UserActivity, stream_features
 from fraud.settings import Settings
 from stream_scorer.batch import DeadLetter, Record, build_scores, feature_matrix, latest_per_user, split_valid, users_of
-from stream_scorer.feast_io import ProfileCache
+from stream_scorer.feast_io import CoalescingPusher, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
 
@@ -35,6 +35,22 @@ log = logging.getLogger(__name__)
 
 POSITION_KEY = "input_position"  # in a user's table entry: [partition, offset] of their last scored transaction
 SendMany = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
+
+
+class UserStates(Protocol):
+    """Per-user state: the worker's is the changelog-backed Faust table (`stream_scorer.app.TableStates`)."""
+
+    def get(self, user_id: str) -> dict | None: ...
+
+    async def save(self, states: dict[str, dict]) -> None:
+        """Store these users' new states durably (changelog acknowledged) before returning."""
+
+
+class DictStates(dict):
+    """UserStates in a plain dict: for tests and tools that need no durability."""
+
+    async def save(self, states: dict[str, dict]) -> None:
+        self.update(states)
 
 
 @dataclass(frozen=True)
@@ -51,9 +67,9 @@ class BatchScorer:
     def __init__(
         self,
         settings: Settings,
-        state: MutableMapping[str, dict],
+        state: UserStates,
         profiles: ProfileCache,
-        push_features: Callable[..., Awaitable[None]],
+        pusher: CoalescingPusher,
         predictor: PredictorClient,
         send_scores: SendMany,
         send_dead_letters: SendMany,
@@ -62,7 +78,7 @@ class BatchScorer:
         resume: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
-        self.state, self.profiles, self.push_features, self.predictor = state, profiles, push_features, predictor
+        self.state, self.profiles, self.pusher, self.predictor = state, profiles, pusher, predictor
         self.send_scores, self.send_dead_letters, self.metrics = send_scores, send_dead_letters, metrics
         self._pause, self._resume = pause, resume
         self.feature_names: list[str] | None = None  # the served model's column order, asked once
@@ -90,7 +106,7 @@ class BatchScorer:
         activity = {user: UserActivity.from_dict(state) for user, state in saved.items() if state}
         features = stream_features(transactions, activity, profiles)  # updates `activity`, a copy of the table's state
 
-        push = asyncio.ensure_future(self.push_features(latest_per_user(transactions, features, datetime.now(UTC))))
+        self.pusher.submit(latest_per_user(transactions, features, datetime.now(UTC)))
         if self.feature_names is None:
             self.feature_names = await self.predictor.feature_names() or list(FEATURE_NAMES)
         rows = feature_matrix(features, self.feature_names)
@@ -98,11 +114,6 @@ class BatchScorer:
         prediction = await self.predictor.predict(
             rows, on_retry=lambda error: metrics.predictor_failures.inc(), on_pause=self._on_pause, on_resume=self._on_resume)
         metrics.predictor_latency.observe(time.perf_counter() - started)
-        try:
-            await push
-        except Exception as error:  # the scores do not depend on it; the next batch pushes these users again
-            metrics.feast_push_failures.inc()
-            log.warning("Feast push of %d users failed: %s", len(activity), error)
 
         scores = build_scores(valid, features, prediction, self.settings.model_name)
         await self.send_scores([encode(score, self.settings.scorer_source) for score in scores])
@@ -111,8 +122,9 @@ class BatchScorer:
             metrics.end_to_end.observe(max(0.0, published - record.timestamp_s))
         metrics.scores_out.inc(len(scores))
         last_positions = {transaction.user_id: [record.partition, record.offset] for record, transaction in valid}
-        for user, position in last_positions.items():  # only now: a batch that never got scored changes no state
-            self.state[user] = activity[user].to_dict() | {POSITION_KEY: position}
+        # Only now: a batch that never got scored changes no state.
+        await self.state.save({user: activity[user].to_dict() | {POSITION_KEY: position}
+                               for user, position in last_positions.items()})
         return BatchOutcome(scores, dead)
 
     def _without_redeliveries(self, valid: list, saved: dict) -> list:

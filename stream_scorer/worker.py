@@ -23,6 +23,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     scorer.metrics.serve(host, port)
     log.info("metrics on http://%s:%d/metrics", host, port)
     worker = faust.Worker(scorer.app, loglevel=loglevel)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per predictor call
     worker.execute_from_commandline()
 
 

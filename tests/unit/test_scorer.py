@@ -13,10 +13,10 @@ from fraud.events import Score, decode, encode
 from fraud.features import FEATURE_NAMES, UserActivity, UserProfile
 from fraud.settings import Settings
 from stream_scorer.batch import Record
-from stream_scorer.feast_io import ProfileCache
+from stream_scorer.feast_io import CoalescingPusher, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
-from stream_scorer.scorer import BatchScorer
+from stream_scorer.scorer import BatchScorer, DictStates
 from tests.conftest import make_transaction
 
 
@@ -49,7 +49,7 @@ class Harness:
     def __init__(self, down: int = 0, push_fails: bool = False) -> None:
         self.settings = Settings(_env_file=None, predictor_retries=2, predictor_backoff_max_s=0.01)
         self.fake = FakePredictor(down)
-        self.state: dict[str, dict] = {}
+        self.state = DictStates()
         self.sent_scores, self.sent_dead, self.pushed, self.profile_reads, self.events = [], [], [], [], []
         self.push_fails = push_fails
 
@@ -72,12 +72,20 @@ class Harness:
                                  self.settings.predictor_backoff_max_s, backoff_first_s=0.001,
                                  transport=httpx.MockTransport(self.fake))
         self.metrics = ScorerMetrics()
-        self.scorer = BatchScorer(self.settings, self.state, ProfileCache(read, ttl_s=60), push, client, send_scores,
-                                  send_dead, self.metrics, pause=lambda: self.events.append("pause"),
+        def push_failed(error: Exception, users: int) -> None:
+            self.metrics.feast_push_failures.inc()
+
+        self.scorer = BatchScorer(self.settings, self.state, ProfileCache(read, ttl_s=60), CoalescingPusher(push, push_failed),
+                                  client, send_scores, send_dead, self.metrics, pause=lambda: self.events.append("pause"),
                                   resume=lambda: self.events.append("resume"))
 
     def run(self, records: list[Record]):
-        return asyncio.run(self.scorer.process(records))
+        async def batch_then_push():
+            outcome = await self.scorer.process(records)
+            await self.scorer.pusher.flush()
+            return outcome
+
+        return asyncio.run(batch_then_push())
 
 
 def record(value: bytes, offset: int = 0, key: bytes | None = None) -> Record:
@@ -158,6 +166,33 @@ def test_a_failed_feast_push_does_not_hold_the_scores_back() -> None:
     assert harness.metrics.feast_push_failures._value.get() == 1
 
 
+def test_pushes_never_overlap_and_rows_that_wait_are_merged_latest_first() -> None:
+    import pandas as pd
+
+    pushed, gate = [], None
+
+    async def slow_push(frame) -> None:
+        await gate.wait()
+        pushed.append(frame)
+
+    async def scenario() -> None:
+        nonlocal gate
+        gate = asyncio.Event()
+        pusher = CoalescingPusher(slow_push)
+        pusher.submit(pd.DataFrame({"user_id": ["user_1"], "v": [1]}))
+        await asyncio.sleep(0)  # the first push starts and waits
+        pusher.submit(pd.DataFrame({"user_id": ["user_2", "user_3"], "v": [2, 3]}))
+        pusher.submit(pd.DataFrame({"user_id": ["user_2"], "v": [4]}))
+        gate.set()
+        await pusher.flush()
+
+    asyncio.run(scenario())
+    assert [frame.to_dict("records") for frame in pushed] == [
+        [{"user_id": "user_1", "v": 1}],
+        [{"user_id": "user_3", "v": 3}, {"user_id": "user_2", "v": 4}],
+    ]
+
+
 def test_user_activity_survives_the_tables_json() -> None:
     activity = UserActivity()
     assert UserActivity.from_dict(orjson.loads(orjson.dumps(activity.to_dict()))) == activity  # NaNs included
@@ -174,7 +209,7 @@ def test_the_faust_agent_feeds_micro_batches_to_the_scorer(tmp_path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path, scorer_batch_size=4, scorer_batch_window_s=0.05)
     scorer_app = build_app(settings, metrics=harness.metrics)
     scorer = scorer_app.scorer
-    scorer.state, scorer.profiles, scorer.push_features = harness.state, harness.scorer.profiles, harness.scorer.push_features
+    scorer.state, scorer.profiles, scorer.pusher = harness.state, harness.scorer.profiles, harness.scorer.pusher
     scorer.predictor, scorer.send_scores = harness.scorer.predictor, harness.scorer.send_scores
     scorer.send_dead_letters = harness.scorer.send_dead_letters
 

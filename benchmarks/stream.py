@@ -1,0 +1,241 @@
+"""`fraud bench stream`: end-to-end events/s and latency of the stream worker, beside two baselines, in one run.
+
+Everything is local: the stack's Kafka broker, a predictor serving the training
+architecture (MLP exported with tf2onnx) and a Feast store holding every user's
+profile and latest features, all in a scratch data dir. Contenders, each a real
+worker process on fresh topics and a fresh consumer group:
+
+- ``ours (batch N)``: `python -m stream_scorer` with micro-batches of at most N;
+- ``passthrough``: a Faust agent that only decodes and re-produces (the ceiling);
+- ``per-event``: the seed's design, one Feast read and one single-row predictor call per event.
+
+Two figures per contender:
+- sustained events/s: a backlog of events is waiting when the worker starts; the
+  rate is measured between its first and last output (start-up excluded);
+- latency at a steady offered rate (default 1,000 events/s): from the
+  transaction's Kafka timestamp (when it was produced) to its output being
+  consumed here, p50 and p99. A contender that cannot sustain that rate is not
+  asked to (its queue would only grow).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+from kafka import KafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from fraud.events import encode
+from fraud.features import FEATURE_NAMES
+from fraud.local_stack.kafka import LocalKafka, create_topics, delete_topics
+from fraud.settings import Settings, settings_env
+from producers.publisher import make_producer
+from producers.synthetic import synthetic_transactions
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One contender's results."""
+
+    events_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+def _prepare_store(settings: Settings, users: int) -> None:
+    """Every user's profile and latest features in the Feast online store (what the per-event design reads)."""
+    from feature_repo.definitions import PUSH_SOURCE, feast_objects
+    from fraud.feature_store import open_store
+
+    store = open_store(settings)
+    store.apply(feast_objects(settings))
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    ids = [f"user_{n}" for n in range(users)]
+    store.write_to_online_store("user_profile", pd.DataFrame({
+        "user_id": ids, "home_latitude": rng.uniform(35, 60, users), "home_longitude": rng.uniform(-10, 30, users),
+        "median_purchase_amount": rng.lognormal(3, 0.5, users), "event_timestamp": now, "created_timestamp": now}))
+    activity = pd.DataFrame(rng.lognormal(0, 1, (users, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    activity.insert(0, "transaction_id", [f"tx-seed-{n}" for n in range(users)])
+    activity.insert(0, "user_id", ids)
+    activity["event_timestamp"], activity["created_timestamp"] = now, now
+    store.push(PUSH_SOURCE, activity)
+
+
+def _origin_s(record) -> float:
+    """When the transaction behind an output record was produced: score events say it, pass-through keeps it."""
+    event = orjson.loads(record.value)
+    data = event.get("data") or {}
+    if "latency_ms" in data:
+        scored_at = datetime.fromisoformat(data["scored_at"].replace("Z", "+00:00")).timestamp()
+        return scored_at - data["latency_ms"] / 1000.0
+    return record.timestamp / 1000.0
+
+
+class OutputWatcher:
+    """Reads a contender's output topic from the start in a thread; records arrival and origin times."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.arrivals: list[tuple[float, float]] = []  # (arrived_s, origin_s)
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
+                                       fetch_max_wait_ms=10)
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions_scores)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for records in self._consumer.poll(timeout_ms=50).values():
+                arrived = time.time()
+                self.arrivals.extend((arrived, _origin_s(r)) for r in records)
+
+    def wait_for(self, count: int, timeout_s: float, alive) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.arrivals) < count and time.monotonic() < deadline and alive():
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def _send(settings: Settings, topic: str, records: list, rate: float = 0.0) -> None:
+    """Publish pre-encoded records, as fast as possible or paced at ``rate`` per second."""
+    producer = make_producer(settings)
+    started = time.perf_counter()
+    for index, (key, value, headers) in enumerate(records):
+        if rate:
+            delay = started + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        producer.send(topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+
+def _contender(settings: Settings, command: list[str], log_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")} | settings_env(settings)
+    with log_path.open("w") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def measure(settings: Settings, name: str, command: list[str], backlog: list, steady: list | None, rate: float,
+            root: Path, console: Console) -> Figures:
+    """Drain a backlog, then (if it kept up) score a steady stream; return the figures."""
+    suffix = uuid.uuid4().hex[:8]
+    run = settings.model_copy(update={"topic_transactions": f"bench-in-{suffix}", "topic_scores": f"bench-out-{suffix}",
+                                      "scorer_app_id": f"bench-{suffix}"})
+    create_topics(run, {run.topic_transactions: run.partitions_transactions, run.topic_scores: run.partitions_scores})
+    _send(run, run.topic_transactions, backlog)
+    watcher = OutputWatcher(run, run.topic_scores)
+    process = _contender(run, command, root / f"{name.replace(' ', '-')}.log")
+    try:
+        watcher.wait_for(len(backlog), timeout_s=300, alive=lambda: process.poll() is None)
+        if process.poll() is not None or not watcher.arrivals:
+            raise RuntimeError(f"{name} produced {len(watcher.arrivals)} outputs; see {root / (name.replace(' ', '-') + '.log')}")
+        times = sorted(arrived for arrived, _ in watcher.arrivals)
+        # The first second includes start-up (Feast, first predictor call): measure after it.
+        start = next((t for t in times if t >= times[0] + 1.0), times[0])
+        counted = sum(1 for t in times if t >= start)
+        events_per_s = (counted - 1) / (times[-1] - start) if times[-1] > start else 0.0
+        console.log(f"{name}: {len(times):,} outputs, sustained {events_per_s:,.0f} events/s")
+        if steady is None or events_per_s < rate * 1.2:
+            return Figures(events_per_s, None, None)
+        before = len(watcher.arrivals)
+        _send(run, run.topic_transactions, steady, rate=rate)
+        watcher.wait_for(before + len(steady), timeout_s=60, alive=lambda: process.poll() is None)
+        latencies = [(arrived - origin) * 1000 for arrived, origin in watcher.arrivals[before:]]
+        p50, p99 = (float(np.quantile(latencies, q)) for q in (0.5, 0.99))
+        console.log(f"{name}: at {rate:,.0f} events/s offered, latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+        return Figures(events_per_s, p50, p99)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        watcher.close()
+        delete_topics(run, [run.topic_transactions, run.topic_scores, f"{run.scorer_app_id}-user-activity-changelog"])
+
+
+def run(settings: Settings, events: int = 30_000, batch_sizes: tuple[int, ...] = (100, 500, 2000), users: int = 10_000,
+        rate: float = 1000.0, steady_seconds: float = 10.0, per_event_events: int = 3000,
+        console: Console | None = None) -> dict[str, Figures]:
+    """Measure every contender once; print the table; return the figures."""
+    from benchmarks.predictor import _mlp_model, _serve
+    from tests.conftest import free_port
+
+    console = console or Console()
+    LocalKafka(settings).start()
+    results: dict[str, Figures] = {}
+    with tempfile.TemporaryDirectory(prefix="fraud-bench-stream-") as scratch:
+        root = Path(scratch)
+        bench = settings.model_copy(update={"data_dir": root, "predictor_port": free_port(),
+                                            "scorer_metrics_port": free_port()})
+        console.log(f"setting up: MLP model, Feast store with {users:,} users, predictor on {bench.predictor_url}")
+        _mlp_model(root)
+        _prepare_store(bench, users)
+        predictor = _serve(root, bench.predictor_port, zero=False, pin=False)
+        source = synthetic_transactions(events + int(rate * steady_seconds), users=users, seed=7)
+        records = [encode(t, bench.event_source) for t in source]
+        backlog, steady = records[:events], records[events:]
+        try:
+            for size in batch_sizes:
+                sized = bench.model_copy(update={"scorer_batch_size": size})
+                results[f"ours (batch {size})"] = measure(sized, f"ours batch {size}", [sys.executable, "-m", "stream_scorer"],
+                                                          backlog, steady, rate, root, console)
+            results["passthrough (ceiling)"] = measure(
+                bench, "passthrough", [sys.executable, "-m", "benchmarks.stream_baselines", "passthrough"],
+                backlog, steady, rate, root, console)
+            results["per-event (seed design)"] = measure(
+                bench, "per-event", [sys.executable, "-m", "benchmarks.stream_baselines", "per-event"],
+                backlog[:per_event_events], steady, rate, root, console)
+        finally:
+            predictor.terminate()
+            predictor.wait(timeout=30)
+    _print(results, events, per_event_events, rate, console)
+    return results
+
+
+def _print(results: dict[str, Figures], events: int, per_event_events: int, rate: float, console: Console) -> None:
+    ceiling = results["passthrough (ceiling)"].events_per_s
+    per_event = results["per-event (seed design)"].events_per_s
+    table = Table(title=f"stream benchmark: backlog of {events:,} events ({per_event_events:,} for per-event), "
+                        f"latency at {rate:,.0f} events/s offered; everything on this machine")
+    for column in ("contender", "events/s", "x per-event", "/ ceiling", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "contender" else "right")
+    for name, f in results.items():
+        table.add_row(name, f"{f.events_per_s:,.0f}", f"{f.events_per_s / per_event:.1f}", f"{f.events_per_s / ceiling:.2f}",
+                      "-" if f.p50_ms is None else f"{f.p50_ms:,.0f}", "-" if f.p99_ms is None else f"{f.p99_ms:,.0f}")
+    console.print(table)
+    ours = {name: f for name, f in results.items() if name.startswith("ours")}
+    best_name, best = max(ours.items(), key=lambda item: item[1].events_per_s)
+    p99 = statistics.median(f.p99_ms for f in ours.values() if f.p99_ms is not None) if any(
+        f.p99_ms is not None for f in ours.values()) else float("nan")
+    console.print(f"best: {best_name} {best.events_per_s:,.0f} events/s (target >= 5,000), "
+                  f"{best.events_per_s / per_event:.1f}x the per-event design (target >= 5x); "
+                  f"median p99 over batch sizes at {rate:,.0f}/s: {p99:,.0f} ms (target <= 250 ms)")
+
+
+if __name__ == "__main__":
+    from fraud.settings import load_settings
+
+    run(load_settings())

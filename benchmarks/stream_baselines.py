@@ -1,0 +1,93 @@
+"""The two Faust apps `fraud bench stream` measures beside the real worker.
+
+- ``passthrough``: decodes each transaction and re-produces it, in the worker's
+  micro-batches: the ceiling of Faust + Kafka on this machine. The output keeps
+  the input's timestamp, so latency is measured from the original event.
+- ``per-event``: the seed's design: for every event one Feast online read and
+  one single-row predictor call, then a score event.
+
+Run as ``python -m benchmarks.stream_baselines passthrough|per-event`` with the
+same FRAUD_* settings as the worker (topics, app id, predictor, data dir).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+
+import faust
+import httpx
+
+from fraud.events import Score, Transaction, decode, encode
+from fraud.features import FEATURE_NAMES
+from fraud.settings import Settings, load_settings
+from stream_scorer.app import faust_broker_options
+from stream_scorer.feast_io import FeastGateway
+
+
+def _app(settings: Settings) -> tuple[faust.App, faust.types.TopicT, faust.types.TopicT]:
+    app = faust.App(settings.scorer_app_id, **faust_broker_options(settings), store="memory://", web_enabled=False,
+                    datadir=str(settings.data_dir / "worker" / settings.scorer_app_id),
+                    consumer_auto_offset_reset="earliest", producer_acks=-1, producer_linger_ms=0)
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw", "internal": False}
+    return app, app.topic(settings.topic_transactions, **raw), app.topic(settings.topic_scores, **raw)
+
+
+def passthrough(settings: Settings) -> faust.App:
+    app, source, sink = _app(settings)
+
+    @app.agent(source)
+    async def forward(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
+            pending = []
+            for event in events:
+                decode(event.message.value, Transaction)
+                # The worker's send path (the app's producer, no per-message buffer), the input's timestamp kept.
+                pending.append(await app.producer.send(sink.get_topic_name(), event.message.key, event.message.value,
+                                                       None, event.message.timestamp, None))
+            await asyncio.gather(*pending)
+
+    return app
+
+
+def per_event(settings: Settings) -> faust.App:
+    app, source, sink = _app(settings)
+    feast = FeastGateway(settings)
+    url = f"{settings.predictor_url}/v2/models/{settings.model_name}/infer"
+    client = httpx.AsyncClient(timeout=settings.predictor_timeout_s)
+    wanted = [f"user_activity:{name}" for name in FEATURE_NAMES]
+
+    def read(user_id: str) -> list[float]:
+        values = feast._open().get_online_features(features=wanted, entity_rows=[{"user_id": user_id}]).to_dict()
+        return [float(values[name][0] or 0.0) for name in FEATURE_NAMES]
+
+    @app.agent(source)
+    async def score_each(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            transaction = decode(event.message.value, Transaction)
+            row = await asyncio.get_running_loop().run_in_executor(feast._thread, read, transaction.user_id)
+            answer = (await client.post(url, json={"inputs": [
+                {"name": "features", "shape": [1, len(row)], "datatype": "FP32", "data": row}]})).json()
+            probability = min(max(float(answer["outputs"][0]["data"][0]), 0.0), 1.0)
+            threshold = float(answer["parameters"]["threshold"])
+            scored_at = datetime.now(UTC)
+            score = Score(transaction_id=transaction.transaction_id, user_id=transaction.user_id,
+                          event_time=transaction.event_time, score=probability,
+                          decision="fraud" if probability >= threshold else "legit", threshold=threshold,
+                          model_name=settings.model_name, model_version=str(answer["model_version"]), scored_at=scored_at,
+                          latency_ms=max(0.0, scored_at.timestamp() * 1000 - event.message.timestamp * 1000),
+                          features=dict(zip(FEATURE_NAMES, row, strict=True)))
+            key, value, headers = encode(score, settings.scorer_source)
+            await sink.send(key=key, value=value, headers=headers)
+
+    return app
+
+
+if __name__ == "__main__":
+    builders = {"passthrough": passthrough, "per-event": per_event}
+    if len(sys.argv) != 2 or sys.argv[1] not in builders:
+        sys.exit(f"usage: python -m benchmarks.stream_baselines {'|'.join(builders)}")
+    settings = load_settings()
+    (settings.data_dir / "worker" / settings.scorer_app_id).mkdir(parents=True, exist_ok=True)
+    faust.Worker(builders[sys.argv[1]](settings), loglevel="warning").execute_from_commandline()
