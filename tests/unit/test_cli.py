@@ -12,7 +12,7 @@ from fraud.cli import main
 SUBCOMMANDS = [[], ["stack"], ["stack", "up"], ["stack", "down"], ["stack", "status"], ["produce"], ["scores"],
                ["demo"], ["data"], ["data", "generate"], ["pipeline"], ["pipeline", "run"], ["pipeline", "prep"],
                ["pipeline", "features"], ["pipeline", "compile"], ["models"], ["models", "list"], ["models", "show"],
-               ["bench"], ["bench", "produce"], ["bench", "data"], ["bench", "pipeline"], ["bench", "predictor"]]
+               ["bench"], ["bench", "produce"], ["bench", "data"], ["bench", "pipeline"], ["bench", "predictor"], ["bench", "stream"], ["worker"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "fraud")
@@ -37,6 +37,11 @@ def test_every_command_has_help(words: list[str], capsys: pytest.CaptureFixture[
         (["data", "generate", "--start", "2026-13-01"], {}, "Invalid value for '--start'"),
         (["bench", "pipeline", "--sizes", "a,b"], {}, "comma-separated list of numbers"),
         (["pipeline", "run", "--users", "5"], {}, "Invalid value for '--users'"),
+        (["worker", "--loglevel", "loud"], {}, "'loud' is not one of debug, info, warning, error"),
+        (["worker"], {"FRAUD_SCORER_BATCH_SIZE": "0"}, "scorer_batch_size (FRAUD_SCORER_BATCH_SIZE)"),
+        (["bench", "stream", "--batch-sizes", "100,lots"], {}, "is not a comma-separated list of integers"),
+        (["demo", "--days", "1"], {}, "Invalid value for '--days'"),
+        (["demo", "--rate", "-1"], {}, "Invalid value for '--rate'"),
     ],
 )
 def test_a_bad_argument_gets_one_line_not_a_traceback(args: list[str], env: dict[str, str], message: str) -> None:
