@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 bootstrap:  ## uv, Java/Maven if missing, and the venv from uv.lock
 	@scripts/bootstrap.sh
 
-demo: bootstrap  ## start the local stack, publish transactions, show they arrived
+demo: bootstrap  ## stack up, data, training pipeline, replay a day through Kafka, summary of the scores
 	$(UV) run fraud demo
 
 test: bootstrap  ## every test; integration tests start their own Kafka broker
@@ -21,6 +21,7 @@ bench: bootstrap  ## benchmarks, each beside its baseline
 	$(UV) run fraud bench data
 	$(UV) run fraud bench predictor
 	$(UV) run fraud bench pipeline --sizes 100000
+	$(UV) run fraud bench stream
 
 stack-up: bootstrap
 	$(UV) run fraud stack up
