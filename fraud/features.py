@@ -151,9 +151,13 @@ class UserActivity:
 
     def to_dict(self) -> dict:
         """A JSON-ready copy (NaN becomes None), for the stream worker's changelog-backed table."""
-        values = {name: getattr(self, name) for name in _ACTIVITY_NUMBERS}
-        return {name: None if isinstance(v, float) and math.isnan(v) else v for name, v in values.items()} | {
-            "merchants": sorted(self.merchants)}
+        seen = self.count > 0  # the times and places are NaN exactly until the first transaction
+        return {
+            "count": self.count, "mean_amount": self.mean_amount, "m2": self.m2, "max_amount": self.max_amount,
+            "first_time_s": self.first_time_s if seen else None, "last_time_s": self.last_time_s if seen else None,
+            "last_latitude": self.last_latitude if seen else None, "last_longitude": self.last_longitude if seen else None,
+            "merchants": list(self.merchants),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> UserActivity:

@@ -70,9 +70,9 @@ class FeastGateway:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
         return self._read_profiles(list(user_ids))
 
-    async def push(self, frame: pd.DataFrame) -> None:
+    async def push(self, parts: list[dict]) -> None:
         """Write the users' latest features to the online store through the push source (in the helper process)."""
-        await asyncio.get_running_loop().run_in_executor(self._pusher, _push_in_child, frame)
+        await asyncio.get_running_loop().run_in_executor(self._pusher, _push_in_child, parts)
 
     async def warm_up(self) -> None:
         """Open the store and start the push process now (imports take seconds) rather than on the first batch."""
@@ -95,12 +95,20 @@ def _open_in_child(env: dict[str, str]) -> None:
     _child_store = open_store(Settings(**{k.removeprefix("FRAUD_").lower(): v for k, v in env.items()}, _env_file=None))
 
 
-def _push_in_child(frame: pd.DataFrame) -> None:
+def _push_in_child(parts: list[dict]) -> None:
     from feast.data_source import PushMode
 
     from feature_repo.definitions import PUSH_SOURCE
 
-    _child_store.push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
+    _child_store.push(PUSH_SOURCE, activity_frame(parts), to=PushMode.ONLINE)
+
+
+def activity_frame(parts: list[dict]) -> pd.DataFrame:
+    """The push source's rows from queued batches (`latest_per_user` columns): the latest row per user wins."""
+    frame = pd.concat([pd.DataFrame(part) for part in parts], ignore_index=True).drop_duplicates("user_id", keep="last")
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    frame["created_timestamp"] = pd.Timestamp.now(tz="UTC")
+    return frame.reset_index(drop=True)
 
 
 def _ping() -> bool:
@@ -117,34 +125,32 @@ class CoalescingPusher:
     per user wins). Feast is then at most about ``interval_s`` behind the stream.
     """
 
-    def __init__(self, push: Callable[[pd.DataFrame], Awaitable[None]],
-                 on_failure: Callable[[Exception, int], None] = lambda error, users: None, interval_s: float = 0.0) -> None:
+    def __init__(self, push: Callable[[list[dict]], Awaitable[None]],
+                 on_failure: Callable[[Exception, int], None] = lambda error, batches: None, interval_s: float = 0.0) -> None:
         self._push, self._on_failure, self.interval_s = push, on_failure, interval_s
-        self._pending: pd.DataFrame | None = None
+        self._pending: list[dict] = []
         self._running: asyncio.Task | None = None
         self._last_start = -math.inf
         self.pushes = 0
 
-    def submit(self, frame: pd.DataFrame) -> None:
-        """Queue one batch's rows (one per user, ``user_id`` column); returns at once."""
-        if self._pending is not None:
-            frame = pd.concat([self._pending, frame], ignore_index=True).drop_duplicates("user_id", keep="last")
-        self._pending = frame
+    def submit(self, rows: dict) -> None:
+        """Queue one batch's rows (columns, see `latest_per_user`); returns at once."""
+        self._pending.append(rows)
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
-        while self._pending is not None:
+        while self._pending:
             wait = self._last_start + self.interval_s - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._last_start = time.monotonic()
-            frame, self._pending = self._pending, None
+            parts, self._pending = self._pending, []
             try:
-                await self._push(frame)
+                await self._push(parts)
                 self.pushes += 1
             except Exception as error:  # the scores do not depend on it; these users' next rows push again
-                self._on_failure(error, len(frame))
+                self._on_failure(error, len(parts))
 
     async def flush(self) -> None:
         """Wait until everything submitted has been pushed (or failed)."""

@@ -110,6 +110,8 @@ def _parse(answer: httpx.Response, rows: int) -> Prediction:
         version = str(header["model_version"])
     except (KeyError, StopIteration, ValueError, TypeError, orjson.JSONDecodeError) as error:
         raise PredictorError(f"unexpected V2 answer ({error!r}): {body[:200]!r}") from error
+    if not 0.0 <= threshold <= 1.0:  # checked here once, so score events can be built without per-event checks
+        raise PredictorError(f"the model's threshold {threshold} is not a probability")
     if scores.shape[0] != rows:
         raise PredictorError(f"asked for {rows} scores, got {scores.shape[0]}")
     return Prediction(scores.copy(), version, threshold)

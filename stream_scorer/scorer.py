@@ -21,7 +21,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from datetime import UTC, datetime
 
 from fraud.events import KafkaRecord, Score, encode
 from fraud.features import FEATURE_NAMES, UserActivity, stream_features
@@ -106,7 +105,7 @@ class BatchScorer:
         activity = {user: UserActivity.from_dict(state) for user, state in saved.items() if state}
         features = stream_features(transactions, activity, profiles)  # updates `activity`, a copy of the table's state
 
-        self.pusher.submit(latest_per_user(transactions, features, datetime.now(UTC)))
+        self.pusher.submit(latest_per_user(transactions, features))
         if self.feature_names is None:
             self.feature_names = await self.predictor.feature_names() or list(FEATURE_NAMES)
         rows = feature_matrix(features, self.feature_names)

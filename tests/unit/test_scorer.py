@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 import numpy as np
@@ -13,7 +14,7 @@ from fraud.events import Score, decode, encode
 from fraud.features import FEATURE_NAMES, UserActivity, UserProfile
 from fraud.settings import Settings
 from stream_scorer.batch import Record
-from stream_scorer.feast_io import CoalescingPusher, ProfileCache
+from stream_scorer.feast_io import CoalescingPusher, ProfileCache, activity_frame
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
 from stream_scorer.scorer import BatchScorer, DictStates
@@ -57,10 +58,10 @@ class Harness:
             self.profile_reads.append(list(users))
             return {u: UserProfile(48.0, 11.0, 20.0) for u in users if u != "user_6"}  # user_6 is a new card
 
-        async def push(frame) -> None:
+        async def push(parts) -> None:
             if self.push_fails:
                 raise RuntimeError("database is locked")
-            self.pushed.append(frame)
+            self.pushed.append(activity_frame(parts))
 
         async def send_scores(messages) -> None:
             self.sent_scores.extend(messages)
@@ -101,7 +102,7 @@ def test_a_batch_is_scored_in_order_with_its_features_and_the_state_moves_on() -
     harness = Harness()
     outcome = harness.run([good(n, amount=10.0 + n) for n in range(14)])  # users 0..6, two events each
     assert [s.transaction_id for s in outcome.scores] == [f"tx-test-{n}" for n in range(14)]
-    published = [decode(value, Score) for _, value, _ in harness.sent_scores]
+    published = [decode(value, Score) for _, value, _ in harness.sent_scores]  # validates every field
     assert published == outcome.scores
     first, second = published[0], published[7]  # user_0's two events
     assert (first.features["history_count"], second.features["history_count"]) == (0.0, 1.0)
@@ -166,31 +167,36 @@ def test_a_failed_feast_push_does_not_hold_the_scores_back() -> None:
     assert harness.metrics.feast_push_failures._value.get() == 1
 
 
-def test_pushes_never_overlap_and_rows_that_wait_are_merged_latest_first() -> None:
-    import pandas as pd
-
+def test_pushes_never_overlap_and_batches_that_wait_go_together() -> None:
     pushed, gate = [], None
 
-    async def slow_push(frame) -> None:
+    async def slow_push(parts) -> None:
         await gate.wait()
-        pushed.append(frame)
+        pushed.append(parts)
 
     async def scenario() -> None:
         nonlocal gate
         gate = asyncio.Event()
         pusher = CoalescingPusher(slow_push)
-        pusher.submit(pd.DataFrame({"user_id": ["user_1"], "v": [1]}))
+        pusher.submit({"batch": 1})
         await asyncio.sleep(0)  # the first push starts and waits
-        pusher.submit(pd.DataFrame({"user_id": ["user_2", "user_3"], "v": [2, 3]}))
-        pusher.submit(pd.DataFrame({"user_id": ["user_2"], "v": [4]}))
+        pusher.submit({"batch": 2})
+        pusher.submit({"batch": 3})
         gate.set()
         await pusher.flush()
 
     asyncio.run(scenario())
-    assert [frame.to_dict("records") for frame in pushed] == [
-        [{"user_id": "user_1", "v": 1}],
-        [{"user_id": "user_3", "v": 3}, {"user_id": "user_2", "v": 4}],
-    ]
+    assert pushed == [[{"batch": 1}], [{"batch": 2}, {"batch": 3}]]
+
+
+def test_the_pushed_frame_keeps_each_users_latest_row() -> None:
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    parts = [{"user_id": ["user_1", "user_2"], "transaction_id": ["a", "b"], "event_timestamp": [when, when], "amount": [1.0, 2.0]},
+             {"user_id": ["user_2"], "transaction_id": ["c"], "event_timestamp": [when], "amount": [3.0]}]
+    frame = activity_frame(parts)
+    assert frame[["user_id", "transaction_id", "amount"]].to_dict("records") == [
+        {"user_id": "user_1", "transaction_id": "a", "amount": 1.0}, {"user_id": "user_2", "transaction_id": "c", "amount": 3.0}]
+    assert str(frame["event_timestamp"].dt.tz) == "UTC" and frame["created_timestamp"].notna().all()
 
 
 def test_user_activity_survives_the_tables_json() -> None:
@@ -239,3 +245,24 @@ def test_redelivered_records_whose_scores_are_out_are_skipped() -> None:
     assert [s.transaction_id for s in again.scores] == ["tx-test-5"]
     assert harness.metrics.redelivered._value.get() == 5
     assert UserActivity.from_dict(harness.state["user_0"]).count == 1  # history counted once
+
+
+def test_an_answer_with_a_threshold_that_is_no_probability_is_not_used() -> None:
+    harness = Harness()
+    real = harness.fake.__call__
+
+    def bad_threshold(request: httpx.Request) -> httpx.Response:
+        answer = real(request)
+        if request.method == "POST" and harness.fake.calls == 1:
+            length = int(answer.headers["inference-header-content-length"])
+            header = orjson.loads(answer.content[:length])
+            header["parameters"]["threshold"] = 1.5
+            body = orjson.dumps(header)
+            return httpx.Response(200, content=body + answer.content[length:],
+                                  headers={"Inference-Header-Content-Length": str(len(body))})
+        return answer
+
+    harness.scorer.predictor._client._transport = httpx.MockTransport(bad_threshold)
+    outcome = harness.run([good(0)])
+    assert harness.fake.calls == 2 and outcome.scores[0].threshold == 0.5  # the first answer was retried
+    assert harness.metrics.predictor_failures._value.get() == 1
