@@ -1,8 +1,9 @@
 """The two Faust apps `fraud bench stream` measures beside the real worker.
 
 - ``passthrough``: decodes each transaction and re-produces it, in the worker's
-  micro-batches: the ceiling of Faust + Kafka on this machine. The output keeps
-  the input's timestamp, so latency is measured from the original event.
+  micro-batches and through the worker's send path: the ceiling of Faust + Kafka
+  on this machine. A header keeps the input's timestamp, so latency is measured
+  from the original event.
 - ``per-event``: the seed's design: for every event one Feast online read and
   one single-row predictor call, then a score event.
 
@@ -22,7 +23,7 @@ import httpx
 from fraud.events import Score, Transaction, decode, encode
 from fraud.features import FEATURE_NAMES
 from fraud.settings import Settings, load_settings
-from stream_scorer.app import faust_broker_options
+from stream_scorer.app import faust_broker_options, send_batches
 from stream_scorer.feast_io import FeastGateway
 
 
@@ -40,13 +41,13 @@ def passthrough(settings: Settings) -> faust.App:
     @app.agent(source)
     async def forward(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
-            pending = []
+            forward = []
             for event in events:
                 decode(event.message.value, Transaction)
-                # The worker's send path (the app's producer, no per-message buffer), the input's timestamp kept.
-                pending.append(await app.producer.send(sink.get_topic_name(), event.message.key, event.message.value,
-                                                       None, event.message.timestamp, None))
-            await asyncio.gather(*pending)
+                # Headers carry the input's timestamp, so latency counts from the original event.
+                forward.append((event.message.key, event.message.value,
+                                [("origin-timestamp", repr(event.message.timestamp).encode())]))
+            await asyncio.gather(*await send_batches(app, sink.get_topic_name(), forward))  # the worker's send path
 
     return app
 

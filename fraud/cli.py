@@ -472,7 +472,8 @@ def bench_predictor(
 
 @bench_app.command("stream")
 def bench_stream(
-    events: Annotated[int, typer.Option(min=1000, help="Backlog each contender drains.")] = 30_000,
+    events: Annotated[int, typer.Option(min=1000, help="Events timed per contender, after the warm-up.")] = 30_000,
+    warm_up: Annotated[int, typer.Option(min=0, help="Events each contender handles before timing starts.")] = 20_000,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated micro-batch sizes of the worker.")] = "100,500,2000",
     users: Annotated[int, typer.Option(min=10, help="Distinct users in the events and the Feast store.")] = 10_000,
     rate: Annotated[float, typer.Option(min=1, help="Offered events/s of the latency measurement.")] = 1000.0,
@@ -490,7 +491,7 @@ def bench_stream(
         raise typer.BadParameter("batch sizes must be at least 1", param_hint="'--batch-sizes'")
     try:
         run(load_settings(), events=events, batch_sizes=sizes, users=users, rate=rate, steady_seconds=seconds,
-            per_event_events=per_event_events, console=out)
+            per_event_events=per_event_events, warm_up=warm_up, console=out)
     except RuntimeError as error:
         raise FraudError(str(error)) from error
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import faust
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
 
 from fraud.events import KafkaRecord
@@ -37,6 +38,36 @@ class ScorerApp:
     scorer: BatchScorer
     metrics: ScorerMetrics
     feast: FeastGateway
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+async def send_batches(app: faust.App, topic: str, messages: Sequence[KafkaRecord]) -> list[asyncio.Future]:
+    """Queue ``messages`` on ``app``'s producer a partition batch at a time; return the batches' delivery futures.
+
+    Faust's `Topic.send` adds a buffer and a future per message, and even aiokafka's
+    own `send` (metadata check, partitioner, future) cost more per message than the
+    scoring. So messages are partitioned here, with the producers' partitioner
+    (murmur2 of the key, as Java and kafka-python do), and appended to aiokafka
+    batches. Faust exposes no batch API, hence its underlying aiokafka producer.
+    """
+    producer = app.producer._ensure_producer()  # aiokafka.AIOKafkaProducer
+    partitions = sorted(await producer.partitions_for(topic))
+    open_batches: dict[int, object] = {}
+    deliveries = []
+    for key, value, headers in messages:
+        partition = _PARTITIONER(key, partitions, partitions)
+        batch = open_batches.get(partition)
+        if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            if batch is not None:  # full: send it and start the next one
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = open_batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                raise ValueError(f"a {len(value)}-byte message does not fit in an empty producer batch")
+    for partition, batch in open_batches.items():
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    return deliveries
 
 
 def faust_broker_options(settings: Settings) -> dict:
@@ -81,15 +112,12 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     table = app.Table(STATE_TABLE, default=None, key_type=bytes, partitions=settings.partitions_transactions,
                       use_partitioner=True)
 
-    async def send_all(topic: str, messages: Sequence[KafkaRecord]) -> None:
-        """Send and wait until Kafka acknowledged every one (acks=all), so an offset is never committed first.
+    async def send_all(topic: str, messages: Sequence[KafkaRecord]) -> list[asyncio.Future]:
+        return await send_batches(app, topic, messages)
 
-        Straight to the app's producer (aiokafka): `Topic.send` adds a buffer and a future per
-        message, which cost more than the scoring itself at a few thousand events/s.
-        """
-        producer = app.producer
-        pending = [await producer.send(topic, key, value, None, None, headers) for key, value, headers in messages]
-        await asyncio.gather(*pending)
+    async def send_and_wait(topic: str, messages: Sequence[KafkaRecord]) -> None:
+        """Send and wait until Kafka acknowledged every one (acks=all): scores are out before state moves on."""
+        await asyncio.gather(*await send_all(topic, messages))
 
     def input_partitions() -> set:
         try:
@@ -106,10 +134,10 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
     scorer = BatchScorer(
-        settings, TableStates(table, app), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
+        settings, TableStates(table, send_all), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
-        send_scores=lambda messages: send_all(settings.topic_scores, messages),
-        send_dead_letters=lambda messages: send_all(settings.topic_dlq, messages),
+        send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
+        send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),
         metrics=metrics,
         pause=lambda: app.consumer.pause_partitions(input_partitions()),
         resume=lambda: app.consumer.resume_partitions(input_partitions()),
@@ -148,25 +176,26 @@ class TableStates:
     Faust's own `table[key] = value` queues each changelog record in a buffer
     that drains one message per event-loop round trip; at thousands of users per
     second that buffer, not the scoring, set the pace. Here a batch's states go
-    out as one burst. `save` does not wait for Kafka's acknowledgement: Faust
-    flushes the producer before it commits offsets, which is the order that
-    matters (a lost state write only means a redelivered batch is scored again).
-    Keys are the user_id's bytes and the partition is the producer's default
-    (murmur2 of the key), as `use_partitioner=True` makes Faust do.
+    out as one burst of producer batches. `save` does not wait for Kafka's
+    acknowledgement: Faust flushes the producer before it commits offsets, which
+    is the order that matters (a lost state write only means a redelivered batch
+    is scored again). Keys are the user_id's bytes, partitioned by the producers'
+    partitioner, as `use_partitioner=True` makes Faust do.
     """
 
-    def __init__(self, table: faust.types.TableT, app: faust.App) -> None:
-        self.table, self.app = table, app
+    def __init__(self, table: faust.types.TableT, send: Callable[[str, list], Awaitable[list[asyncio.Future]]]) -> None:
+        self.table, self.send = table, send
 
     def get(self, user_id: str) -> dict | None:
         return self.table.data.get(user_id.encode())
 
     async def save(self, states: dict[str, dict]) -> None:
-        topic = self.table.changelog_topic.get_topic_name()
+        records = []
         for user_id, state in states.items():
             key = user_id.encode()
             self.table.data[key] = state
-            delivery = await self.app.producer.send(topic, key, orjson.dumps(state), None, None, None)
+            records.append((key, orjson.dumps(state), []))
+        for delivery in await self.send(self.table.changelog_topic.get_topic_name(), records):
             delivery.add_done_callback(_log_failed_delivery)
 
 
