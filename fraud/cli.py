@@ -320,7 +320,7 @@ def worker(
 # --- demo -------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(min=100, help="Users to generate and train on.")] = 20_000,
+    users: Annotated[int, typer.Option(min=100, help="Users to generate and train on.")] = 50_000,
     days: Annotated[int, typer.Option(min=2, help="Days of history before the replayed day.")] = 30,
     rate: Annotated[float, typer.Option(min=0, help="Replay speed in events/s; 0 = as fast as possible.")] = 0.0,
     retrain: Annotated[bool, typer.Option("--retrain", help="Generate and train again even if a demo model exists.")] = False,
