@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 
 from fraud.events import Transaction
 from fraud.features import UserActivity
-from fraud.local_stack.kafka import create_topics
+from fraud.local_stack.kafka import recreate_topic
 from fraud.settings import Settings
 from stream_scorer.app import STATE_TABLE
 
@@ -44,14 +44,15 @@ def history_states(transactions_path: Path) -> dict[str, UserActivity]:
 def seed_state(settings: Settings, transactions_path: Path) -> int:
     """Write the users' history states to the changelog topic (stop the worker first); return how many users."""
     states = history_states(transactions_path)
-    create_topics(settings, {changelog_topic(settings): settings.partitions_transactions}, {"cleanup.policy": "compact"})
+    topic = changelog_topic(settings)
+    recreate_topic(settings, topic, settings.partitions_transactions, {"cleanup.policy": "compact"})
     producer = KafkaProducer(**settings.kafka_client_config(), acks="all", linger_ms=20)
     try:
         for user_id, state in states.items():
             # The default partitioner (murmur2 of the key) is the one the worker's table uses (use_partitioner).
-            producer.send(changelog_topic(settings), key=user_id.encode(), value=orjson.dumps(state.to_dict()))
+            producer.send(topic, key=user_id.encode(), value=orjson.dumps(state.to_dict()))
         producer.flush()
     finally:
         producer.close()
-    log.info("seeded %d users' history into %s", len(states), changelog_topic(settings))
+    log.info("seeded %d users' history into %s", len(states), topic)
     return len(states)

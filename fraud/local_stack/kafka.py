@@ -6,6 +6,7 @@ import base64
 import logging
 import shutil
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from importlib import resources
@@ -200,3 +201,22 @@ def delete_topics(settings: Settings, topics: list[str]) -> None:
             admin.delete_topics(doomed)
     finally:
         admin.close()
+
+
+def recreate_topic(settings: Settings, topic: str, partitions: int, configs: dict[str, str], timeout_s: float = 30) -> None:
+    """Delete ``topic`` if it exists and create it again, empty (deletion finishes asynchronously on the broker)."""
+    delete_topics(settings, [topic])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = KafkaAdminClient(**settings.kafka_client_config())
+        try:
+            if topic not in set(admin.list_topics()):
+                admin.create_topics([NewTopic(topic, partitions, settings.topic_replication_factor, topic_configs=configs)])
+                return
+        except TopicAlreadyExistsError:
+            pass  # still being deleted
+        finally:
+            admin.close()
+        if time.monotonic() > deadline:
+            raise FraudError(f"topic {topic} was still being deleted after {timeout_s:.0f}s")
+        time.sleep(0.5)

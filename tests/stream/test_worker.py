@@ -108,37 +108,54 @@ def test_a_down_predictor_pauses_scoring_and_nothing_is_lost(
         predictor.log = revived.log
 
 
-def test_a_restarted_worker_keeps_each_users_history(stream_settings: Settings, worker: Worker) -> None:
+def _send_one(settings: Settings, transaction) -> None:
+    producer = KafkaProducer(**settings.kafka_client_config(), acks="all")
+    producer.send(settings.topic_transactions, *_as_send_args(encode(transaction, "tests")))
+    producer.flush()
+    producer.close()
+
+
+def _score_of(settings: Settings, transaction_id: str, expected_total: int) -> Score:
+    scores = consume_all(settings, settings.topic_scores, expected=expected_total, timeout_s=90)
+    found = [s for m in scores if transaction_id.encode() in m.value and (s := decode(m.value, Score))]
+    assert len(found) == 1, [s.transaction_id for s in found]
+    return found[0]
+
+
+def test_a_restarted_worker_keeps_each_users_history_and_seeding_resets_it(stream_settings: Settings, worker: Worker) -> None:
     everything = consume_all(stream_settings, stream_settings.topic_scores, expected=10_303, timeout_s=60)
     seen = sum(1 for m in everything if m.key == b"user_5")
     assert seen > 10
     worker.stop()
-    # Meanwhile, seed a user the worker never saw with a history of five transactions.
+    restarted = Worker(stream_settings)  # the table comes back from its changelog topic
+    try:
+        restarted.wait_for(lambda m: m["fraud_scorer_ready"] == 1, "table recovery")
+        _send_one(stream_settings, make_transaction(5, transaction_id="tx-after-restart", user_id="user_5"))
+        restarted.wait_for(lambda m: m["fraud_scorer_scores_out_total"] == 1, "the new score")
+        # One more than expected, to see that nothing else (no redelivered batch) was scored again.
+        scores = consume_all(stream_settings, stream_settings.topic_scores, expected=len(everything) + 2, timeout_s=10)
+        assert len(scores) == len(everything) + 1, restarted.log_tail()
+        assert _score_of(stream_settings, "tx-after-restart", len(everything) + 1).features["history_count"] == seen
+    finally:
+        restarted.stop()
+
+    # Seed a history of five transactions for a user the worker never saw: the table becomes exactly that.
     history = [make_transaction(7, transaction_id=f"tx-history-{n}", user_id="user_777", amount=10.0 * (n + 1),
                                 event_time=datetime(2026, 1, 1, n, tzinfo=UTC)) for n in range(5)]
     path = stream_settings.data_dir / "history.parquet"
     pd.DataFrame([t.model_dump() for t in history]).to_parquet(path)
     assert seed_state(stream_settings, path) == 1
-    restarted = Worker(stream_settings)  # the table comes back from its changelog topic
+    seeded_worker = Worker(stream_settings)
     try:
-        restarted.wait_for(lambda m: m["fraud_scorer_ready"] == 1, "table recovery")
-        producer = KafkaProducer(**stream_settings.kafka_client_config(), acks="all")
-        for late in (make_transaction(5, transaction_id="tx-after-restart", user_id="user_5"),
-                     make_transaction(7, transaction_id="tx-after-seed", user_id="user_777", amount=60.0)):
-            producer.send(stream_settings.topic_transactions, *_as_send_args(encode(late, "tests")))
-        producer.flush()
-        producer.close()
-        restarted.wait_for(lambda m: m["fraud_scorer_scores_out_total"] == 2, "the two new scores")
-        # One more than expected, to see that nothing else (no redelivered batch) was scored again.
-        scores = consume_all(stream_settings, stream_settings.topic_scores, expected=len(everything) + 3, timeout_s=10)
-        assert len(scores) == len(everything) + 2, restarted.log_tail()
-        after = {s.transaction_id: s for m in scores if b"tx-after-" in m.value and (s := decode(m.value, Score))}
-        assert set(after) == {"tx-after-restart", "tx-after-seed"}
-        assert after["tx-after-restart"].features["history_count"] == seen
-        seeded = after["tx-after-seed"].features
+        seeded_worker.wait_for(lambda m: m["fraud_scorer_ready"] == 1, "table recovery")
+        _send_one(stream_settings, make_transaction(7, transaction_id="tx-after-seed", user_id="user_777", amount=60.0))
+        _send_one(stream_settings, make_transaction(5, transaction_id="tx-after-reset", user_id="user_5"))
+        seeded_worker.wait_for(lambda m: m["fraud_scorer_scores_out_total"] == 2, "two new scores")
+        seeded = _score_of(stream_settings, "tx-after-seed", len(everything) + 3).features
         assert (seeded["history_count"], seeded["history_mean_amount"], seeded["history_max_amount"]) == (5.0, 30.0, 50.0)
+        assert _score_of(stream_settings, "tx-after-reset", len(everything) + 3).features["history_count"] == 0.0
     finally:
-        worker.process = restarted.process  # the fixture stops the running one
+        worker.process = seeded_worker.process  # the fixture stops the running one
 
 
 def _as_send_args(record: tuple[bytes, bytes, list]) -> tuple:
