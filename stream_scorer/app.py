@@ -130,6 +130,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     feast = FeastGateway(settings)
     predictor = PredictorClient(settings.predictor_url, settings.model_name, settings.predictor_timeout_s,
                                 settings.predictor_retries, settings.predictor_backoff_max_s)
+
     def push_failed(error: Exception, batches: int) -> None:
         metrics.feast_push_failures.inc()
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
