@@ -58,3 +58,11 @@ def test_a_service_that_never_gets_ready_times_out_naming_its_log(tmp_path: Path
             process.wait_until(lambda: False, 1.0, files, pid, "ready")
     finally:
         process.stop(files, timeout_s=5)
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
+    from fraud.local_stack.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(5000)]  # about 1 in 64 raw draws starts with '-'
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == 5000
