@@ -46,6 +46,7 @@ from fraud.local_stack.kafka import LocalKafka, create_topics, delete_topics
 from fraud.settings import Settings, settings_env
 from producers.publisher import make_producer
 from producers.synthetic import synthetic_transactions
+from stream_scorer.seed import changelog_topic
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def measure(settings: Settings, name: str, command: list[str], backlog: list, wa
         except subprocess.TimeoutExpired:
             process.kill()
         watcher.close()
-        delete_topics(run, [run.topic_transactions, run.topic_scores, f"{run.scorer_app_id}-user-activity-changelog"])
+        delete_topics(run, [run.topic_transactions, run.topic_scores, changelog_topic(run)])
 
 
 def run(settings: Settings, events: int = 30_000, batch_sizes: tuple[int, ...] = (100, 500, 2000), users: int = 10_000,

@@ -330,7 +330,7 @@ def demo(
 
     from fraud import demo as story
     from fraud.local_stack import stack_up as start_stack
-    from fraud.local_stack.worker import LocalWorker, scrape
+    from fraud.local_stack.worker import LocalWorker
     from fraud.registry import open_registry
     from stream_scorer.seed import seed_state
 
@@ -352,9 +352,7 @@ def demo(
     worker_service.stop()
     seeded = seed_state(settings, settings.raw_dir / "transactions.parquet")
     worker_service.start()
-    deadline = time.monotonic() + settings.stack_start_timeout_s
-    while ((scrape(settings) or {}).get("fraud_scorer_ready") != 1) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    worker_service.wait_ready()
     _print(f"   {seeded:,} users' history recovered by the worker")
 
     out.print(f"[bold]5. Replay[/] of the last day through {settings.topic_transactions} -> worker -> {settings.topic_scores}")

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faust
@@ -38,7 +38,6 @@ class ScorerApp:
     agent: faust.types.AgentT
     scorer: BatchScorer
     metrics: ScorerMetrics
-    feast: FeastGateway
 
 
 _PARTITIONER = DefaultPartitioner()
@@ -113,12 +112,9 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     table = app.Table(STATE_TABLE, default=None, key_type=bytes, partitions=settings.partitions_transactions,
                       use_partitioner=True)
 
-    async def send_all(topic: str, messages: Sequence[KafkaRecord]) -> list[asyncio.Future]:
-        return await send_batches(app, topic, messages)
-
     async def send_and_wait(topic: str, messages: Sequence[KafkaRecord]) -> None:
         """Send and wait until Kafka acknowledged every one (acks=all): scores are out before state moves on."""
-        await asyncio.gather(*await send_all(topic, messages))
+        await asyncio.gather(*await send_batches(app, topic, messages))
 
     def input_partitions() -> set:
         try:
@@ -136,7 +132,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
     scorer = BatchScorer(
-        settings, TableStates(table, send_all), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
+        settings, TableStates(table, app), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
         send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),
@@ -173,7 +169,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.info("Feast store open; scoring %s -> %s with %s", settings.topic_transactions, settings.topic_scores,
                  settings.predictor_url)
 
-    return ScorerApp(app, score_transactions, scorer, metrics, feast)
+    return ScorerApp(app, score_transactions, scorer, metrics)
 
 
 class TableStates:
@@ -189,8 +185,8 @@ class TableStates:
     partitioner, as `use_partitioner=True` makes Faust do.
     """
 
-    def __init__(self, table: faust.types.TableT, send: Callable[[str, list], Awaitable[list[asyncio.Future]]]) -> None:
-        self.table, self.send = table, send
+    def __init__(self, table: faust.types.TableT, app: faust.App) -> None:
+        self.table, self.app = table, app
 
     def get(self, user_id: str) -> dict | None:
         return self.table.data.get(user_id.encode())
@@ -201,7 +197,7 @@ class TableStates:
             key = user_id.encode()
             self.table.data[key] = state
             records.append((key, orjson.dumps(state), []))
-        for delivery in await self.send(self.table.changelog_topic.get_topic_name(), records):
+        for delivery in await send_batches(self.app, self.table.changelog_topic.get_topic_name(), records):
             delivery.add_done_callback(_log_failed_delivery)
 
 

@@ -1,9 +1,10 @@
 """The worker's Feast traffic: profile reads through a TTL cache, one push per micro-batch.
 
-Feast's SDK is synchronous, so no call runs on the event loop. Reads (rare once
-the cache is warm) run on one dedicated thread. Pushes run in a helper process:
-the SQLite online store writes row by row in Python, which on the worker's own
-thread would hold its GIL for longer than scoring the batch takes.
+Feast's SDK is synchronous. Opening the store takes seconds, so it happens on a
+helper thread; profile reads (a few milliseconds, rare once the cache is warm)
+then run on the event loop itself (see `read_profiles`). Pushes run in a helper
+process: the SQLite online store writes row by row in Python, which in the
+worker's process would hold its GIL for longer than scoring the batch takes.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pandas as pd
 
 from fraud.events import Transaction
 from fraud.features import UserProfile
-from fraud.settings import Settings, settings_env
+from fraud.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class FeastGateway:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="feast")
         # spawn, not fork: the worker has threads (Kafka clients) that a forked child would inherit half-way.
         self._pusher = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_open_in_child, initargs=(settings_env(settings),))
+                                           initializer=_open_in_child, initargs=(settings,))
 
     def _open(self):
         if self._store is None:
@@ -58,7 +59,6 @@ class FeastGateway:
                 found[user_id] = UserProfile(*(float(value) for value in row))
         return found
 
-
     async def read_profiles(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
         """Profiles of the users Feast knows (others are absent from the answer).
 
@@ -79,20 +79,15 @@ class FeastGateway:
         loop = asyncio.get_running_loop()
         await asyncio.gather(loop.run_in_executor(self._thread, self._open), loop.run_in_executor(self._pusher, _ping))
 
-    def close(self) -> None:
-        self._pusher.shutdown(wait=True)
-        self._thread.shutdown(wait=True)
-
-
 _child_store = None
 
 
-def _open_in_child(env: dict[str, str]) -> None:
+def _open_in_child(settings: Settings) -> None:
     global _child_store
     from fraud.feature_store import open_store
 
     os.nice(10)  # when CPU is short, scoring goes first; pushes then merge more rows and run less often
-    _child_store = open_store(Settings(**{k.removeprefix("FRAUD_").lower(): v for k, v in env.items()}, _env_file=None))
+    _child_store = open_store(settings)
 
 
 def _push_in_child(parts: list[dict]) -> None:
@@ -131,7 +126,6 @@ class CoalescingPusher:
         self._pending: list[dict] = []
         self._running: asyncio.Task | None = None
         self._last_start = -math.inf
-        self.pushes = 0
 
     def submit(self, rows: dict) -> None:
         """Queue one batch's rows (columns, see `latest_per_user`); returns at once."""
@@ -148,7 +142,6 @@ class CoalescingPusher:
             parts, self._pending = self._pending, []
             try:
                 await self._push(parts)
-                self.pushes += 1
             except Exception as error:  # the scores do not depend on it; these users' next rows push again
                 self._on_failure(error, len(parts))
 
@@ -170,7 +163,6 @@ class ProfileCache:
         self._read, self.ttl_s, self._clock = read, ttl_s, clock
         self._entries: dict[str, tuple[float, UserProfile]] = {}
         self.misses = 0  # users read from Feast
-        self.stand_ins = 0  # users Feast did not know
 
     async def profiles(self, transactions: Sequence[Transaction]) -> dict[str, UserProfile]:
         """A profile for every user of ``transactions``: cached, else from Feast, else a stand-in."""
@@ -185,7 +177,6 @@ class ProfileCache:
             for user in stale:
                 profile = found.get(user)
                 if profile is None:
-                    self.stand_ins += 1
                     profile = stand_in_profile(wanted[user])
                 self._entries[user] = (now + self.ttl_s, profile)
         return {user: self._entries[user][1] for user in wanted}

@@ -11,7 +11,7 @@ Offsets are committed by Faust after `process` returns, so a worker that dies
 mid-batch has its batch delivered again: nothing is lost (at-least-once).
 
 The Kafka and Faust specifics (sending, the table, pausing partitions) come in
-as plain callables and a mapping, so the unit tests can drive this class alone.
+as plain callables and a `UserStates`, so the unit tests can drive this class alone.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class UserStates(Protocol):
     def get(self, user_id: str) -> dict | None: ...
 
     async def save(self, states: dict[str, dict]) -> None:
-        """Store these users' new states durably (changelog acknowledged) before returning."""
+        """Store these users' new states; durable (at the latest) before the batch's offsets are committed."""
 
 
 class DictStates(dict):

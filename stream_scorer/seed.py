@@ -1,10 +1,12 @@
 """Seed the worker's user table from history: what a first deployment does instead of replaying years of events.
 
-The state of each user after ``transactions`` (the same `UserActivity` the
-worker keeps) is written to the table's changelog topic, keyed and partitioned
-as the worker writes it. A worker (re)started afterwards recovers it, so its
-history features continue from the batch history instead of from zero. Seeding
-again with the same history resets those users to it.
+The table's changelog topic is emptied (deleted and created again, compacted),
+then the state of each user after ``transactions`` (the same `UserActivity` the
+worker keeps) is written to it, keyed and partitioned as the worker writes it.
+A worker (re)started afterwards recovers exactly that, so its history features
+continue from the batch history instead of from zero. Seeding again resets the
+table to the history (users only the stream had seen are forgotten). Stop the
+worker first: a running one keeps its in-memory state.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it commits and leaves the group)."""
+    """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it stops gracefully and leaves the group;
+    offsets acked since its last periodic commit come again to the next worker, which skips what it had scored)."""
     host, port = settings.scorer_metrics_host, settings.scorer_metrics_port
     if port_open(host, port):
         raise FraudError(f"{host}:{port} is taken (another worker?); set FRAUD_SCORER_METRICS_PORT")

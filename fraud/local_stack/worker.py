@@ -71,16 +71,17 @@ class LocalWorker:
                            self.files, pid, "serving metrics")
         return self.status()
 
+    def wait_ready(self) -> None:
+        """Wait until the worker has recovered its table and consumes (its `fraud_scorer_ready` gauge)."""
+        pid = self.files.read_pid()
+        if pid is None:
+            raise FraudError("the stream worker is not running (started by this stack); run `fraud stack up`")
+        process.wait_until(lambda: (scrape(self.settings) or {}).get("fraud_scorer_ready") == 1,
+                           self.settings.stack_start_timeout_s, self.files, pid, "ready")
+
     def stop(self) -> bool:
         return process.stop(self.files, self.settings.stack_stop_timeout_s)
 
     def restart(self) -> WorkerStatus:
         self.stop()
         return self.start()
-
-
-def require_running(settings: Settings) -> None:
-    """Fail with a hint if no worker answers."""
-    if scrape(settings) is None:
-        raise FraudError("no stream worker answers on "
-                         f"{settings.scorer_metrics_host}:{settings.scorer_metrics_port}; run `fraud stack up`")
