@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 import faust
@@ -21,6 +21,7 @@ from faust.exceptions import ConsumerNotStarted
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
 from stream_scorer.batch import Record
+from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
@@ -114,7 +115,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
 
     async def send_and_wait(topic: str, messages: Sequence[KafkaRecord]) -> None:
         """Send and wait until Kafka acknowledged every one (acks=all): scores are out before state moves on."""
-        await asyncio.gather(*await send_batches(app, topic, messages))
+        await _acknowledged(send_batches(app, topic, messages), topic)
 
     def input_partitions() -> set:
         try:
@@ -124,8 +125,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         return {tp for tp in assigned if tp.topic == settings.topic_transactions}
 
     feast = FeastGateway(settings)
-    predictor = PredictorClient(settings.predictor_url, settings.model_name, settings.predictor_timeout_s,
-                                settings.predictor_retries, settings.predictor_backoff_max_s)
+    predictor = PredictorClient(settings.predictor_url, settings.model_name, settings.predictor_timeout_s)
 
     def push_failed(error: Exception, batches: int) -> None:
         metrics.feast_push_failures.inc()
@@ -146,7 +146,11 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     async def score_transactions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
             records = [to_record(event) for event in events]
-            await scorer.process(records)
+            try:
+                await scorer.settle(records)
+            except BaseException:  # cancelled (stop, rebalance) before every record had its outcome
+                hold_back(events)
+                raise
             for record in records:
                 next_offsets[record.partition] = record.offset + 1
             update_lag()
@@ -178,10 +182,9 @@ class TableStates:
     Faust's own `table[key] = value` queues each changelog record in a buffer
     that drains one message per event-loop round trip; at thousands of users per
     second that buffer, not the scoring, set the pace. Here a batch's states go
-    out as one burst of producer batches. `save` does not wait for Kafka's
-    acknowledgement: Faust flushes the producer before it commits offsets, which
-    is the order that matters (a lost state write only means a redelivered batch
-    is scored again). Keys are the user_id's bytes, partitioned by the producers'
+    out as one burst of producer batches, and `save` returns once the changelog
+    has acknowledged them all: a failed write is retried (`Backpressure`) before
+    the batch's offsets are acked. Keys are the user_id's bytes, partitioned by the producers'
     partitioner, as `use_partitioner=True` makes Faust do.
     """
 
@@ -197,13 +200,36 @@ class TableStates:
             key = user_id.encode()
             self.table.data[key] = state
             records.append((key, orjson.dumps(state), []))
-        for delivery in await send_batches(self.app, self.table.changelog_topic.get_topic_name(), records):
-            delivery.add_done_callback(_log_failed_delivery)
+        topic = self.table.changelog_topic.get_topic_name()
+        await _acknowledged(send_batches(self.app, topic, records), topic)
 
 
-def _log_failed_delivery(delivery: asyncio.Future) -> None:
-    if not delivery.cancelled() and delivery.exception() is not None:
-        log.error("a user-state changelog write failed: %s", delivery.exception())
+async def _acknowledged(sending: Awaitable[list[asyncio.Future]], topic: str) -> None:
+    """Wait for every delivery of ``sending``; any Kafka failure is a TransientFault (retried, never skipped).
+
+    Even a failure that will not heal by itself (a message too large) is retried:
+    the record can then have no outcome, and the contract says to stop consuming
+    rather than move past it.
+    """
+    try:
+        await asyncio.gather(*await sending)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:  # noqa: BLE001 - aiokafka raises its own errors and asyncio's timeouts
+        raise TransientFault("kafka", f"sending to {topic} failed: {type(error).__name__}: {error}") from error
+
+
+def hold_back(events: Sequence[faust.types.EventT]) -> None:
+    """Keep these events' offsets from ever being committed by this consumer.
+
+    faust-streaming's `take_events` acks a batch's events in a `finally`, also when
+    the batch is left by an exception or a cancellation: its offsets would then be
+    committed without an outcome. An event whose message is marked acked already is
+    skipped by that ack, so its offset never reaches the consumer's committable set
+    and the next owner of the partition reads it again.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 def to_record(event: faust.types.EventT) -> Record:

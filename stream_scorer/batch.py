@@ -66,6 +66,22 @@ def split_valid(records: Sequence[Record]) -> tuple[list[tuple[Record, Transacti
     return valid, dead
 
 
+def non_finite_rows(features: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[int, str]:
+    """Rows (by index) with a feature the model cannot take (NaN, inf, or beyond float32), and why.
+
+    The schema's bounds keep the inputs sane; this is the last check before the
+    predictor, so that no row it would refuse ever reaches it.
+    """
+    matrix = np.column_stack([np.asarray(features[name], dtype=np.float64) for name in names])
+    with np.errstate(over="ignore"):  # an overflow to inf is what is looked for
+        bad = ~np.isfinite(matrix.astype(np.float32))
+    reasons = {}
+    for row in np.flatnonzero(bad.any(axis=1)).tolist():
+        column = int(np.flatnonzero(bad[row])[0])
+        reasons[row] = f"feature {names[column]} is {float(matrix[row, column])!r}: not a finite float32"
+    return reasons
+
+
 def feature_matrix(features: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
     """The model's input [N, F] (float32), columns in the model's own order."""
     missing = [name for name in names if name not in features]

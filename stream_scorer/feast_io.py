@@ -23,6 +23,7 @@ import pandas as pd
 from fraud.events import Transaction
 from fraud.features import UserProfile
 from fraud.settings import Settings
+from stream_scorer.faults import TransientFault
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,13 @@ class FeastGateway:
         a few milliseconds, but on a helper thread it competed for the GIL with the
         loop's Kafka work and took 30 times as long (measured: 4 ms alone, 110-140 ms).
         """
-        if self._store is None:  # the first open takes seconds: never on the loop
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
-        return self._read_profiles(list(user_ids))
+        try:
+            if self._store is None:  # the first open takes seconds: never on the loop
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
+            return self._read_profiles(list(user_ids))
+        except Exception as error:  # noqa: BLE001 - whatever the store raises, it is the store's fault, not the record's
+            self._store = None  # open it afresh next time: a store file replaced or repaired is then read anew
+            raise TransientFault("feast", f"the online store cannot be read: {type(error).__name__}: {error}") from error
 
     async def push(self, parts: list[dict]) -> None:
         """Write the users' latest features to the online store through the push source (in the helper process)."""

@@ -29,11 +29,23 @@ class ScorerMetrics:
             registry=registry, buckets=LATENCY_BUCKETS)
         self.predictor_latency = Histogram("fraud_scorer_predictor_seconds", "One V2 call to the predictor.",
                                            registry=registry, buckets=LATENCY_BUCKETS)
-        self.predictor_failures = Counter("fraud_scorer_predictor_failures", "Failed predictor calls (each retried).",
+        self.predictor_failures = Counter("fraud_scorer_predictor_failures",
+                                          "Predictor calls that failed for want of a predictor (each retried).",
                                           registry=registry)
+        self.dependency_failures = Counter("fraud_scorer_dependency_failures",
+                                           "Transient faults of a dependency (predictor, feast, kafka), each retried.",
+                                           ["dependency"], registry=registry)
+        self.waiting_for = Gauge("fraud_scorer_waiting_for", "1 while consumption is paused for this dependency.",
+                                 ["dependency"], registry=registry)
+        self.rows_refused = Counter("fraud_scorer_rows_refused",
+                                    "Records the predictor refused (4xx) or whose features were not finite: dead-lettered.",
+                                    registry=registry)
+        self.unexpected_errors = Counter("fraud_scorer_unexpected_errors",
+                                         "Records dead-lettered because scoring them raised an unexpected exception.",
+                                         registry=registry)
         self.ready = Gauge("fraud_scorer_ready", "1 once the user table is recovered and consumption runs.",
                            registry=registry)
-        self.paused = Gauge("fraud_scorer_consumption_paused", "1 while consumption waits for the predictor.",
+        self.paused = Gauge("fraud_scorer_consumption_paused", "1 while consumption is paused for a dependency.",
                             registry=registry)
         self.consumer_lag = Gauge("fraud_scorer_consumer_lag", "Records on the input partitions not processed yet.",
                                   ["partition"], registry=registry)

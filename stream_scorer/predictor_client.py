@@ -1,41 +1,41 @@
-"""The worker's client of the KServe predictor: one V2 request per micro-batch, retried, never faked.
+"""The worker's client of the KServe predictor: one V2 request per micro-batch, never a made-up score.
 
 Requests use the V2 binary tensor extension both ways (a 1,000-row batch as JSON
-costs more to encode than to score). A failed call is retried with bounded
-exponential backoff; after `predictor_retries` failures the caller is told to
-pause consumption (`on_pause`) and the call keeps retrying at the longest
-backoff until the predictor answers. It never returns a made-up score.
+costs more to encode than to score). Two kinds of failure, told apart here:
+- no usable answer (connection refused, timeout, 5xx, a malformed answer): the
+  predictor is down or sick, a `TransientFault`; the caller retries with backoff
+  (`stream_scorer.backpressure`);
+- a 4xx: the predictor is up and refuses some rows. The batch is bisected until
+  the refused rows are found, and `RowsRefused` names them with the predictor's
+  message, so that only they are dead-lettered. A batch of 500 with one bad row
+  costs about 2·log2(500) ≈ 18 extra calls, paid only when a row is refused.
 """
 
 from __future__ import annotations
-
-import asyncio
-import logging
-from collections.abc import Callable
 
 import httpx
 import numpy as np
 import orjson
 
 from stream_scorer.batch import Prediction
+from stream_scorer.faults import RowsRefused, TransientFault
 
-log = logging.getLogger(__name__)
 
+class _Refused(Exception):
+    """One request answered 4xx; ``message`` is the predictor's."""
 
-class PredictorError(Exception):
-    """One failed predictor call. All are retried: a 5xx or a refused connection heals when the predictor
-    is back; a 4xx or an odd answer means worker and model disagree, which a redeploy fixes. Either way,
-    dropping the batch would lose events."""
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class PredictorClient:
     """Score feature matrices with the predictor's V2 endpoint."""
 
-    def __init__(self, base_url: str, model_name: str, timeout_s: float, retries: int, backoff_max_s: float,
-                 backoff_first_s: float = 0.05, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, base_url: str, model_name: str, timeout_s: float,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = f"{base_url}/v2/models/{model_name}/infer"
         self.metadata_url = f"{base_url}/v2/models/{model_name}"
-        self.retries, self.backoff_first_s, self.backoff_max_s = retries, backoff_first_s, backoff_max_s
         self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
 
     async def feature_names(self) -> list[str] | None:
@@ -48,8 +48,37 @@ class PredictorClient:
         except (httpx.HTTPError, KeyError, IndexError, ValueError):
             return None
 
-    async def predict_once(self, rows: np.ndarray) -> Prediction:
-        """One V2 call; raises PredictorError."""
+    async def predict(self, rows: np.ndarray) -> Prediction:
+        """Scores for every row; raises RowsRefused (which rows, why) or TransientFault (no usable answer)."""
+        try:
+            return await self._call(rows)
+        except _Refused as refusal:
+            refused, parts = await self._bisect(rows, 0, refusal.message)
+        if refused:
+            raise RowsRefused(refused)
+        # Every half passed alone: the request as a whole was refused (e.g. more rows than allowed).
+        if len({(part.model_version, part.threshold) for part in parts}) != 1:
+            raise TransientFault("predictor", "the model changed while a batch was scored in parts")
+        return Prediction(np.concatenate([part.scores for part in parts]), parts[0].model_version, parts[0].threshold)
+
+    async def _bisect(self, rows: np.ndarray, first: int, message: str) -> tuple[dict[int, str], list[Prediction]]:
+        """Split a refused request: the rows refused alone (by index, from ``first``), and the parts' answers in order."""
+        if len(rows) == 1:
+            return {first: message}, []
+        refused: dict[int, str] = {}
+        parts: list[Prediction] = []
+        middle = len(rows) // 2
+        for start, part in ((0, rows[:middle]), (middle, rows[middle:])):
+            try:
+                parts.append(await self._call(part))
+            except _Refused as refusal:
+                more, answered = await self._bisect(part, first + start, refusal.message)
+                refused |= more
+                parts += answered
+        return refused, parts
+
+    async def _call(self, rows: np.ndarray) -> Prediction:
+        """One V2 call; raises _Refused on a 4xx, TransientFault when there is no usable answer."""
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         header = orjson.dumps({
             "inputs": [{"name": "features", "shape": list(rows.shape), "datatype": "FP32",
@@ -60,38 +89,23 @@ class PredictorClient:
             answer = await self._client.post(self.url, content=header + rows.tobytes(), headers={
                 "Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))})
         except httpx.HTTPError as error:
-            raise PredictorError(f"{type(error).__name__}: {error or 'no answer'} ({self.url})") from error
-        if answer.status_code != 200:
-            raise PredictorError(f"HTTP {answer.status_code}: {answer.text[:300]}")
+            raise TransientFault("predictor", f"{type(error).__name__}: {error or 'no answer'} ({self.url})") from error
+        if 400 <= answer.status_code < 500 and answer.status_code not in (404, 408, 429):
+            raise _Refused(f"HTTP {answer.status_code}: {_message(answer)}")
+        if answer.status_code != 200:  # 5xx, and 404/408/429: a predictor without the model, busy or slow
+            raise TransientFault("predictor", f"HTTP {answer.status_code}: {_message(answer)}")
         return _parse(answer, len(rows))
-
-    async def predict(self, rows: np.ndarray, on_retry: Callable[[PredictorError], None] = lambda error: None,
-                      on_pause: Callable[[], None] = lambda: None, on_resume: Callable[[], None] = lambda: None,
-                      ) -> Prediction:
-        """Scores for ``rows``, however long the predictor takes to come back (see the module docstring)."""
-        attempt, paused, delay = 0, False, self.backoff_first_s
-        while True:
-            try:
-                prediction = await self.predict_once(rows)
-            except PredictorError as error:
-                attempt += 1
-                on_retry(error)
-                if attempt == self.retries + 1 and not paused:
-                    paused = True
-                    log.error("predictor failed %d times (%s): consumption paused until it answers", attempt, error)
-                    on_pause()
-                elif not paused or attempt % 20 == 0:
-                    log.warning("predictor call failed (attempt %d, retrying in %.2fs): %s", attempt, delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max_s)
-                continue
-            if paused:
-                log.warning("predictor answers again after %d failed attempts: consumption resumed", attempt)
-                on_resume()
-            return prediction
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _message(answer: httpx.Response) -> str:
+    """The predictor's error message: KServe answers {"error": "..."}; anything else, its first 300 characters."""
+    try:
+        return str(answer.json()["error"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return answer.text[:300]
 
 
 def _parse(answer: httpx.Response, rows: int) -> Prediction:
@@ -109,9 +123,11 @@ def _parse(answer: httpx.Response, rows: int) -> Prediction:
         threshold = float((header.get("parameters") or {})["threshold"])
         version = str(header["model_version"])
     except (KeyError, StopIteration, ValueError, TypeError, orjson.JSONDecodeError) as error:
-        raise PredictorError(f"unexpected V2 answer ({error!r}): {body[:200]!r}") from error
-    if not 0.0 <= threshold <= 1.0:  # checked here once, so score events can be built without per-event checks
-        raise PredictorError(f"the model's threshold {threshold} is not a probability")
+        raise TransientFault("predictor", f"unexpected V2 answer ({error!r}): {body[:200]!r}") from error
+    # Checked here once, so score events can be built without per-event checks. An answer like this
+    # is a sick predictor, not a bad row: retried until a healthy one answers.
+    if not 0.0 <= threshold <= 1.0:
+        raise TransientFault("predictor", f"the model's threshold {threshold} is not a probability")
     if scores.shape[0] != rows:
-        raise PredictorError(f"asked for {rows} scores, got {scores.shape[0]}")
+        raise TransientFault("predictor", f"asked for {rows} scores, got {scores.shape[0]}")
     return Prediction(scores.copy(), version, threshold)

@@ -1,14 +1,20 @@
-"""`BatchScorer`: one micro-batch from records to published scores, in the order the issue asks for.
+"""`BatchScorer`: one micro-batch from records to published scores and dead letters.
 
-1. validate; bad records go to the dead-letter topic with their reason;
+1. validate; records that are not valid transactions become dead letters with their reason;
 2. read each user's state (the Faust table) and profile (Feast, cached);
-3. compute the features with the shared feature code;
-4. hand the users' fresh features to the Feast pusher (one push per batch at most, off the scoring path);
-5. the predictor scores the batch (one V2 call, retried until it answers);
-6. publish one Score per transaction and wait until Kafka has them all;
-7. write the users' new state to the table.
-Offsets are committed by Faust after `process` returns, so a worker that dies
-mid-batch has its batch delivered again: nothing is lost (at-least-once).
+3. compute the features with the shared feature code; rows that are not finite become dead letters;
+4. the predictor scores the batch (one V2 call); rows it refuses (4xx) become dead letters,
+   and the batch is scored again without them, so a refused row leaves no trace in any user's history;
+5. publish the dead letters, then one Score per transaction, and wait until Kafka has them all;
+6. hand the users' fresh features to the Feast pusher (off the scoring path);
+7. write the users' new state to the table, and wait until its changelog has it.
+
+The failure contract (README "Failure behaviour"): every record ends as a score or
+a dead letter. Transient faults (Kafka, the predictor's transport or 5xx, Feast)
+are retried in place by `Backpressure`, which pauses consumption while they last.
+Any other exception is met by `settle`: it splits the batch until the record that
+raises is alone, and dead-letters it with the exception. The agent acks a batch's
+offsets only after `settle` returns.
 
 The Kafka and Faust specifics (sending, the table, pausing partitions) come in
 as plain callables and a `UserStates`, so the unit tests can drive this class alone.
@@ -16,16 +22,20 @@ as plain callables and a `UserStates`, so the unit tests can drive this class al
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from fraud.events import KafkaRecord, Score, encode
+from fraud.events import KafkaRecord, Score, Transaction, encode
 from fraud.features import FEATURE_NAMES, UserActivity, stream_features
 from fraud.settings import Settings
-from stream_scorer.batch import DeadLetter, Record, build_scores, feature_matrix, latest_per_user, split_valid, users_of
+from stream_scorer.backpressure import Backpressure
+from stream_scorer.batch import (DeadLetter, Prediction, Record, build_scores, feature_matrix, latest_per_user,
+                                 non_finite_rows, split_valid, users_of)
+from stream_scorer.faults import RowsRefused
 from stream_scorer.feast_io import CoalescingPusher, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
@@ -34,6 +44,7 @@ log = logging.getLogger(__name__)
 
 POSITION_KEY = "input_position"  # in a user's table entry: [partition, offset] of their last scored transaction
 SendMany = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
+Valid = list[tuple[Record, Transaction]]
 
 
 class UserStates(Protocol):
@@ -42,7 +53,7 @@ class UserStates(Protocol):
     def get(self, user_id: str) -> dict | None: ...
 
     async def save(self, states: dict[str, dict]) -> None:
-        """Store these users' new states; durable (at the latest) before the batch's offsets are committed."""
+        """Store these users' new states; durable when it returns."""
 
 
 class DictStates(dict):
@@ -58,6 +69,16 @@ class BatchOutcome:
 
     scores: list[Score]
     dead_letters: list[DeadLetter]
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """Valid transactions with their features, the users' activity after them, and the predictor's answer."""
+
+    valid: Valid
+    features: dict
+    activity: dict[str, UserActivity]
+    prediction: Prediction
 
 
 class BatchScorer:
@@ -79,54 +100,101 @@ class BatchScorer:
         self.settings = settings
         self.state, self.profiles, self.pusher, self.predictor = state, profiles, pusher, predictor
         self.send_scores, self.send_dead_letters, self.metrics = send_scores, send_dead_letters, metrics
-        self._pause, self._resume = pause, resume
+        self._pause = pause
+        self.backpressure = Backpressure(settings.predictor_retries, settings.predictor_backoff_max_s, metrics,
+                                         pause=self._on_pause, resume=resume)
         self.feature_names: list[str] | None = None  # the served model's column order, asked once
 
-    async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        metrics = self.metrics
-        metrics.events_in.inc(len(records))
-        metrics.batch_size.observe(len(records))
-        valid, dead = split_valid(records)
-        if dead:
-            for letter in dead:
-                log.warning("dead letter %s/%d/%d: %s", letter.record.topic, letter.record.partition,
-                            letter.record.offset, letter.reason)
-            await self.send_dead_letters([(r.record.key, r.record.value, r.headers) for r in dead])
-            metrics.dead_letters.inc(len(dead))
+    async def settle(self, records: Sequence[Record]) -> None:
+        """Give every record an outcome (score or dead letter); only cancellation leaves without one."""
+        self.metrics.events_in.inc(len(records))
+        self.metrics.batch_size.observe(len(records))
+        await self._settle(records)
 
+    async def _settle(self, records: Sequence[Record]) -> None:
+        try:
+            await self.process(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - an unexpected error must not stop scoring: isolate its record
+            if len(records) > 1:
+                log.warning("a batch of %d failed (%s: %s): isolating the record", len(records), type(error).__name__, error)
+                middle = len(records) // 2
+                await self._settle(records[:middle])
+                await self._settle(records[middle:])
+                return
+            log.exception("record %s/%d/%d could not be scored", records[0].topic, records[0].partition, records[0].offset)
+            self.metrics.unexpected_errors.inc()
+            await self._dead_letter([DeadLetter(records[0], f"{type(error).__name__}: {error}")])
+
+    async def process(self, records: Sequence[Record]) -> BatchOutcome:
+        """Score ``records``: see the module docstring. Raises only what `settle` must isolate."""
+        valid, dead = split_valid(records)
         saved = {user: self.state.get(user) for user in users_of(t for _, t in valid)}
         valid = self._without_redeliveries(valid, saved)
-        if not valid:
+        scored, refused = await self._score(valid, saved)
+        dead += refused
+        await self._dead_letter(dead)
+        if scored is None:
             return BatchOutcome([], dead)
-        transactions = [transaction for _, transaction in valid]
-        reads_before = self.profiles.misses
-        profiles = await self.profiles.profiles(transactions)
-        metrics.profile_reads.inc(self.profiles.misses - reads_before)
-        activity = {user: UserActivity.from_dict(state) for user, state in saved.items() if state}
-        features = stream_features(transactions, activity, profiles)  # updates `activity`, a copy of the table's state
-
-        self.pusher.submit(latest_per_user(transactions, features))
-        if self.feature_names is None:
-            self.feature_names = await self.predictor.feature_names() or list(FEATURE_NAMES)
-        rows = feature_matrix(features, self.feature_names)
-        started = time.perf_counter()
-        prediction = await self.predictor.predict(
-            rows, on_retry=lambda error: metrics.predictor_failures.inc(), on_pause=self._on_pause, on_resume=self._on_resume)
-        metrics.predictor_latency.observe(time.perf_counter() - started)
-
-        scores = build_scores(valid, features, prediction, self.settings.model_name)
-        await self.send_scores([encode(score, self.settings.scorer_source) for score in scores])
-        published = time.time()
-        for record, _ in valid:
-            metrics.end_to_end.observe(max(0.0, published - record.timestamp_s))
-        metrics.scores_out.inc(len(scores))
-        last_positions = {transaction.user_id: [record.partition, record.offset] for record, transaction in valid}
+        scores = build_scores(scored.valid, scored.features, scored.prediction, self.settings.model_name)
+        await self.backpressure.run(lambda: self.send_scores([encode(s, self.settings.scorer_source) for s in scores]))
+        self._observe_published(scored.valid, len(scores))
+        self.pusher.submit(latest_per_user([t for _, t in scored.valid], scored.features))
+        last_positions = {t.user_id: [record.partition, record.offset] for record, t in scored.valid}
         # Only now: a batch that never got scored changes no state.
-        await self.state.save({user: activity[user].to_dict() | {POSITION_KEY: position}
-                               for user, position in last_positions.items()})
+        states = {user: scored.activity[user].to_dict() | {POSITION_KEY: position} for user, position in last_positions.items()}
+        await self.backpressure.run(lambda: self.state.save(states))
         return BatchOutcome(scores, dead)
 
-    def _without_redeliveries(self, valid: list, saved: dict) -> list:
+    async def _score(self, valid: Valid, saved: dict) -> tuple[ScoredRows | None, list[DeadLetter]]:
+        """Features and scores of ``valid``; rows that cannot be scored come back as dead letters instead."""
+        dead: list[DeadLetter] = []
+        while valid:
+            transactions = [t for _, t in valid]
+            reads_before = self.profiles.misses
+            profiles = await self.backpressure.run(lambda: self.profiles.profiles(transactions))
+            self.metrics.profile_reads.inc(self.profiles.misses - reads_before)
+            activity = {user: UserActivity.from_dict(state) for user, state in saved.items() if state}
+            features = stream_features(transactions, activity, profiles)  # updates `activity`, a copy of the table's state
+            names = await self._feature_names()
+            rejected = non_finite_rows(features, names)
+            if not rejected:
+                rows = feature_matrix(features, names)
+                started = time.perf_counter()
+                try:
+                    prediction = await self.backpressure.run(lambda: self.predictor.predict(rows))
+                except RowsRefused as refused:
+                    rejected = {row: f"the predictor refused it: {reason}" for row, reason in refused.reasons.items()}
+                else:
+                    self.metrics.predictor_latency.observe(time.perf_counter() - started)
+                    return ScoredRows(valid, features, activity, prediction), dead
+            self.metrics.rows_refused.inc(len(rejected))
+            dead += [DeadLetter(valid[row][0], reason) for row, reason in rejected.items()]
+            valid = [pair for row, pair in enumerate(valid) if row not in rejected]  # and again without them
+        return None, dead
+
+    async def _feature_names(self) -> list[str]:
+        if self.feature_names is None:
+            self.feature_names = await self.predictor.feature_names() or list(FEATURE_NAMES)
+        return self.feature_names
+
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        if not dead:
+            return
+        for letter in dead:
+            log.warning("dead letter %s/%d/%d: %s", letter.record.topic, letter.record.partition, letter.record.offset,
+                        letter.reason)
+        await self.backpressure.run(lambda: self.send_dead_letters([(d.record.key, d.record.value, d.headers) for d in dead]))
+        self.metrics.dead_letters.inc(len(dead))
+
+    def _observe_published(self, valid: Valid, count: int) -> None:
+        published = time.time()
+        for record, _ in valid:
+            self.metrics.end_to_end.observe(max(0.0, published - record.timestamp_s))
+        self.metrics.scores_out.inc(count)
+
+    def _without_redeliveries(self, valid: Valid, saved: dict) -> Valid:
         """Drop records this worker (or its predecessor) scored already: Kafka redelivers what was not committed.
 
         The table is written after the scores are published, so an offset in it means the score is out.
@@ -141,11 +209,7 @@ class BatchScorer:
             log.info("skipped %d redelivered records that were scored already", len(valid) - len(fresh))
         return fresh
 
-    def _on_pause(self) -> None:
-        self.metrics.paused.set(1)
-        self.feature_names = None  # the predictor may come back with another model
+    def _on_pause(self, dependency: str) -> None:
+        if dependency == "predictor":
+            self.feature_names = None  # the predictor may come back with another model
         self._pause()
-
-    def _on_resume(self) -> None:
-        self.metrics.paused.set(0)
-        self._resume()

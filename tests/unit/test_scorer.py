@@ -10,10 +10,11 @@ import numpy as np
 import orjson
 import pytest
 
-from fraud.events import Score, decode, encode
+from fraud.events import Score, Transaction, decode, encode
 from fraud.features import FEATURE_NAMES, UserActivity, UserProfile
 from fraud.settings import Settings
-from stream_scorer.batch import Record
+from stream_scorer.batch import Record, non_finite_rows
+from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, ProfileCache, activity_frame
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
@@ -69,9 +70,7 @@ class Harness:
         async def send_dead(messages) -> None:
             self.sent_dead.extend(messages)
 
-        client = PredictorClient("http://predictor", "fraud-detection", 1.0, self.settings.predictor_retries,
-                                 self.settings.predictor_backoff_max_s, backoff_first_s=0.001,
-                                 transport=httpx.MockTransport(self.fake))
+        client = PredictorClient("http://predictor", "fraud-detection", 1.0, transport=httpx.MockTransport(self.fake))
         self.metrics = ScorerMetrics()
         self.start = self.samples()
         def push_failed(error: Exception, users: int) -> None:
@@ -82,7 +81,8 @@ class Harness:
                                   resume=lambda: self.events.append("resume"))
 
     def samples(self) -> dict[str, float]:
-        return {sample.name: sample.value for metric in self.metrics.registry.collect() for sample in metric.samples}
+        return {sample.name + "".join(f"[{v}]" for v in sample.labels.values()): sample.value
+                for metric in self.metrics.registry.collect() for sample in metric.samples}
 
     def count(self, name: str) -> float:
         """How much a metric sample grew since this harness was made.
@@ -279,3 +279,95 @@ def test_an_answer_with_a_threshold_that_is_no_probability_is_not_used() -> None
     outcome = harness.run([good(0)])
     assert harness.fake.calls == 2 and outcome.scores[0].threshold == 0.5  # the first answer was retried
     assert harness.count("fraud_scorer_predictor_failures_total") == 1
+
+
+def refuse_large_amounts(fake: FakePredictor):
+    """A predictor that answers 400 for any request holding a row whose amount (column 0) is over 1,000."""
+    real = fake.__call__
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            length = int(request.headers["inference-header-content-length"])
+            rows = np.frombuffer(request.content[length:], dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
+            if (rows[:, 0] > 1000).any():
+                fake.calls += 1
+                return httpx.Response(400, json={"error": f"amount {rows[rows[:, 0] > 1000][0, 0]:.0f} is too large"})
+        return real(request)
+
+    return httpx.MockTransport(answer)
+
+
+def test_rows_the_predictor_refuses_are_dead_lettered_and_the_rest_is_scored_without_a_pause() -> None:
+    harness = Harness()
+    harness.scorer.predictor._client._transport = refuse_large_amounts(harness.fake)
+    records = [good(n, amount=5000.0 if n in (3, 9) else 10.0) for n in range(12)]
+    outcome = harness.run(records)
+    assert [s.transaction_id for s in outcome.scores] == [f"tx-test-{n}" for n in range(12) if n not in (3, 9)]
+    reasons = {decode(value, Transaction).transaction_id: dict(headers)["fraud-dlq-reason"].decode()
+               for _, value, headers in harness.sent_dead}
+    assert reasons == {"tx-test-3": "the predictor refused it: HTTP 400: amount 5000 is too large",
+                       "tx-test-9": "the predictor refused it: HTTP 400: amount 5000 is too large"}
+    assert harness.events == [] and harness.count("fraud_scorer_rows_refused_total") == 2
+    assert harness.count("fraud_scorer_predictor_failures_total") == 0
+    # A refused transaction is no part of its user's history: user_3 saw only tx-test-10.
+    assert UserActivity.from_dict(harness.state["user_3"]).count == 1
+
+
+def test_a_record_that_makes_scoring_raise_is_isolated_and_dead_lettered_with_the_exception() -> None:
+    harness = Harness()
+    read = harness.scorer.profiles._read
+
+    async def broken_for_user_4(users: list[str]) -> dict[str, UserProfile]:
+        if "user_4" in users:
+            raise ValueError("profile of user_4 is corrupt")
+        return await read(users)
+
+    harness.scorer.profiles._read = broken_for_user_4
+
+    async def settle() -> None:
+        await harness.scorer.settle([good(n) for n in range(14)])
+
+    asyncio.run(settle())
+    scored = sorted(decode(value, Score).transaction_id for _, value, _ in harness.sent_scores)
+    assert scored == sorted(f"tx-test-{n}" for n in range(14) if n % 7 != 4)
+    dead = {decode(value, Transaction).transaction_id: dict(headers)["fraud-dlq-reason"].decode()
+            for _, value, headers in harness.sent_dead}
+    assert dead == {"tx-test-4": "ValueError: profile of user_4 is corrupt",
+                    "tx-test-11": "ValueError: profile of user_4 is corrupt"}
+    assert harness.count("fraud_scorer_unexpected_errors_total") == 2
+    assert harness.count("fraud_scorer_events_in_total") == 14  # counted once, however often the batch was split
+
+
+def test_transient_faults_of_feast_and_kafka_are_retried_in_place_and_pause_while_they_last() -> None:
+    harness = Harness()
+    failures = {"feast": 3, "scores": 1, "state": 1}
+    read, send_scores, save = harness.scorer.profiles._read, harness.scorer.send_scores, harness.state.save
+
+    def flaky(name: str, dependency: str, operation):
+        async def call(*args):
+            if failures[name] > 0:
+                failures[name] -= 1
+                raise TransientFault(dependency, f"{name} unavailable")
+            return await operation(*args)
+        return call
+
+    harness.scorer.profiles._read = flaky("feast", "feast", read)
+    harness.scorer.send_scores = flaky("scores", "kafka", send_scores)
+    harness.state.save = flaky("state", "kafka", save)
+    outcome = harness.run([good(n) for n in range(3)])
+    assert len(outcome.scores) == 3 and harness.sent_dead == []
+    assert len(harness.sent_scores) == 3  # the failed send sent nothing; the retry sent each score once
+    assert UserActivity.from_dict(harness.state["user_0"]).count == 1
+    assert harness.events == ["pause", "resume"]  # retries=2: the third Feast failure paused consumption
+    assert harness.count("fraud_scorer_dependency_failures_total[feast]") == 3
+    assert harness.count("fraud_scorer_dependency_failures_total[kafka]") == 2
+    assert harness.samples()["fraud_scorer_consumption_paused"] == 0
+
+
+def test_non_finite_features_are_found_before_the_predictor_is_asked() -> None:
+    features = {name: np.zeros(3) for name in FEATURE_NAMES}
+    features["amount"] = np.array([1.0, 1e39, 2.0])
+    features["history_std_amount"] = np.array([np.nan, 0.0, 0.0])
+    assert non_finite_rows(features, list(FEATURE_NAMES)) == {
+        0: "feature history_std_amount is nan: not a finite float32",
+        1: "feature amount is 1e+39: not a finite float32"}

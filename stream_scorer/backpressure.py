@@ -1,0 +1,63 @@
+"""Retry what meets a `TransientFault` until it succeeds, pausing consumption while it keeps failing.
+
+This is the one retry policy of the worker (tenacity, exponential backoff):
+the first few failures are retried quickly, as a predictor restart or a broker
+leader change heals in well under a second; after ``retries`` failures the
+input partitions are paused, so the worker stops fetching what it cannot score,
+and the same work is retried at the longest backoff until it succeeds. Nothing
+is skipped and nothing is made up meanwhile. Any other exception passes through
+at once: it is not an outage, and waiting would not heal it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from stream_scorer.faults import TransientFault
+from stream_scorer.metrics import ScorerMetrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Backpressure:
+    """Runs operations until they succeed; tells the consumer to pause and resume."""
+
+    def __init__(self, retries: int, backoff_max_s: float, metrics: ScorerMetrics,
+                 pause: Callable[[str], None], resume: Callable[[], None]) -> None:
+        self.retries, self.metrics, self._pause, self._resume = retries, metrics, pause, resume
+        self._wait = wait_exponential(multiplier=min(0.05, backoff_max_s), max=backoff_max_s)
+        self.waiting_for: str | None = None  # the dependency consumption is paused for
+
+    async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """``await operation()``, retried on TransientFault for as long as it takes."""
+        retrying = AsyncRetrying(retry=retry_if_exception_type(TransientFault), wait=self._wait,
+                                 before_sleep=self._failed, reraise=True)
+        result = await retrying(operation)
+        if self.waiting_for is not None:
+            log.warning("%s answers again: consumption resumed", self.waiting_for)
+            self.metrics.waiting_for.labels(self.waiting_for).set(0)
+            self.metrics.paused.set(0)
+            self.waiting_for = None
+            self._resume()
+        return result
+
+    def _failed(self, state: RetryCallState) -> None:
+        fault = state.outcome.exception()
+        dependency = fault.dependency if isinstance(fault, TransientFault) else "unknown"
+        self.metrics.dependency_failures.labels(dependency).inc()
+        if dependency == "predictor":
+            self.metrics.predictor_failures.inc()
+        if state.attempt_number > self.retries and self.waiting_for is None:
+            self.waiting_for = dependency
+            self.metrics.waiting_for.labels(dependency).set(1)
+            self.metrics.paused.set(1)
+            log.error("%s failed %d times (%s): consumption paused until it answers", dependency,
+                      state.attempt_number, fault)
+            self._pause(dependency)
+        elif self.waiting_for is None or state.attempt_number % 20 == 0:
+            log.warning("%s (attempt %d, retrying)", fault, state.attempt_number)
