@@ -64,3 +64,15 @@ def read_between(settings: Settings, topic: str, start: dict[int, int], end: dic
                     if record.offset < wanted[record.partition][1]:
                         remaining -= 1
                         yield record
+
+
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """The offsets consumer group ``group`` has committed on ``topic`` (partitions without a commit are absent)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.kafka_client_config())
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic and meta.offset >= 0}

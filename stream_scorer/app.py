@@ -20,6 +20,7 @@ from faust.exceptions import ConsumerNotStarted
 
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
+from stream_scorer.backpressure import Abandoned
 from stream_scorer.batch import Record
 from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
@@ -92,7 +93,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     metrics = metrics or ScorerMetrics()
     datadir = settings.data_dir / "worker" / settings.scorer_app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = ScorerFaustApp(
         settings.scorer_app_id,
         **faust_broker_options(settings),
         store="memory://",  # the table lives in memory and is rebuilt from its changelog topic on start
@@ -131,7 +132,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         metrics.feast_push_failures.inc()
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
-    scorer = BatchScorer(
+    scorer = app.scorer = BatchScorer(
         settings, TableStates(table, app), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
@@ -148,7 +149,10 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
             records = [to_record(event) for event in events]
             try:
                 await scorer.settle(records)
-            except BaseException:  # cancelled (stop, rebalance) before every record had its outcome
+            except Abandoned:  # the worker stops while the batch waits for a dependency
+                hold_back(events)
+                return
+            except BaseException:  # cancelled before every record had its outcome
                 hold_back(events)
                 raise
             for record in records:
@@ -174,6 +178,23 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
                  settings.predictor_url)
 
     return ScorerApp(app, score_transactions, scorer, metrics)
+
+
+class ScorerFaustApp(faust.App):
+    """A Faust app that, when it stops, first tells a batch waiting for a dependency to give up.
+
+    Faust's consumer waits on stop until every event in flight is acked; a batch that
+    waits for the predictor would hold the stop until the supervisor kills the worker,
+    and nothing would be committed. Abandoned, its offsets are held back and the
+    offsets of everything scored before it are committed.
+    """
+
+    scorer: BatchScorer | None = None
+
+    async def on_stop(self) -> None:
+        if self.scorer is not None:
+            self.scorer.backpressure.stop()
+        await super().on_stop()
 
 
 class TableStates:

@@ -11,6 +11,8 @@ at once: it is not an outage, and waiting would not heal it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -24,6 +26,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class Abandoned(BaseException):
+    """The worker is stopping while work waits for a dependency: the batch is left without an outcome.
+
+    A BaseException, so that no `except Exception` mistakes it for a record's fault;
+    the agent holds the batch's offsets back, and the next worker scores it.
+    """
+
+
 class Backpressure:
     """Runs operations until they succeed; tells the consumer to pause and resume."""
 
@@ -32,12 +42,18 @@ class Backpressure:
         self.retries, self.metrics, self._pause, self._resume = retries, metrics, pause, resume
         self._wait = wait_exponential(multiplier=min(0.05, backoff_max_s), max=backoff_max_s)
         self.waiting_for: str | None = None  # the dependency consumption is paused for
+        self._stopping = asyncio.Event()
 
     async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """``await operation()``, retried on TransientFault for as long as it takes."""
-        retrying = AsyncRetrying(retry=retry_if_exception_type(TransientFault), wait=self._wait,
-                                 before_sleep=self._failed, reraise=True)
-        result = await retrying(operation)
+        """``await operation()``, retried on TransientFault for as long as it takes (or until `stop`)."""
+        retrying = AsyncRetrying(retry=retry_if_exception_type(TransientFault), wait=self._wait, sleep=self._sleep,
+                                 stop=lambda state: self._stopping.is_set(), before_sleep=self._failed, reraise=True)
+        try:
+            result = await retrying(operation)
+        except TransientFault as fault:
+            if self._stopping.is_set():
+                raise Abandoned(str(fault)) from fault
+            raise
         if self.waiting_for is not None:
             log.warning("%s answers again: consumption resumed", self.waiting_for)
             self.metrics.waiting_for.labels(self.waiting_for).set(0)
@@ -45,6 +61,15 @@ class Backpressure:
             self.waiting_for = None
             self._resume()
         return result
+
+    def stop(self) -> None:
+        """The worker stops: work still waiting for a dependency gives up at its next attempt (`Abandoned`)."""
+        self._stopping.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """The backoff, cut short by `stop`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _failed(self, state: RetryCallState) -> None:
         fault = state.outcome.exception()
