@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from fraud.errors import FraudError
 from fraud.local_stack import process
@@ -16,18 +17,22 @@ log = logging.getLogger(__name__)
 
 
 def scrape(settings: Settings, timeout_s: float = 2.0) -> dict[str, float] | None:
-    """The worker's Prometheus metrics as {name: value} (labelled series summed), or None if it does not answer."""
+    """The worker's Prometheus metrics, or None if it does not answer.
+
+    Keys are sample names (labelled series summed), and ``name:value`` for each
+    series of a one-label metric, e.g. ``fraud_scorer_waiting_for:predictor``.
+    """
     url = f"http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}/metrics"
     try:
         text = httpx.get(url, timeout=timeout_s).text
     except httpx.HTTPError:
         return None
     values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            name = series.split("{", 1)[0]
-            values[name] = values.get(name, 0.0) + float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+            if len(sample.labels) == 1:
+                values[f"{sample.name}:{next(iter(sample.labels.values()))}"] = sample.value
     return values
 
 
@@ -43,11 +48,20 @@ class WorkerStatus:
             return f"starting (PID {self.pid})" if self.pid else "stopped"
         m = self.metrics
         owner = f"PID {self.pid}" if self.pid else "not started by this stack"
-        state = "PAUSED: waiting for the predictor" if m.get("fraud_scorer_consumption_paused") else "running"
-        return (f"{state} ({owner}): {m.get('fraud_scorer_events_in_total', 0):,.0f} events in, "
+        refused = m.get("fraud_scorer_rows_refused_total", 0)
+        return (f"{self._state()} ({owner}): {m.get('fraud_scorer_events_in_total', 0):,.0f} events in, "
                 f"{m.get('fraud_scorer_scores_out_total', 0):,.0f} scores out, "
-                f"{m.get('fraud_scorer_dead_letters_total', 0):,.0f} dead letters, "
-                f"lag {m.get('fraud_scorer_consumer_lag', 0):,.0f}")
+                f"{m.get('fraud_scorer_dead_letters_total', 0):,.0f} dead letters"
+                + (f" ({refused:,.0f} refused by the predictor or not finite)" if refused else "")
+                + f", lag {m.get('fraud_scorer_consumer_lag', 0):,.0f}")
+
+    def _state(self) -> str:
+        """Running, or paused and for which dependency (predictor, feast, kafka)."""
+        if not self.metrics.get("fraud_scorer_consumption_paused"):
+            return "running"
+        prefix = "fraud_scorer_waiting_for:"
+        waiting = [key[len(prefix):] for key, value in self.metrics.items() if key.startswith(prefix) and value]
+        return f"PAUSED: waiting for {' and '.join(waiting) or 'a dependency'} to answer (retrying)"
 
 
 class LocalWorker:
