@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     feast_push_interval_s: float = Field(1.0, ge=0, description="Shortest time between two Feast pushes of the worker.")
     profile_cache_ttl_s: float = Field(300.0, gt=0, description="How long the worker reuses a user's Feast profile.")
     predictor_timeout_s: float = Field(10.0, gt=0, description="One predictor call, from the worker.")
-    predictor_retries: int = Field(4, ge=0, description="Retries with backoff before the worker pauses consumption.")
-    predictor_backoff_max_s: float = Field(2.0, gt=0, description="Longest wait between two predictor attempts.")
+    predictor_retries: int = Field(4, ge=0, description="Retries of a failing dependency (predictor, Feast, Kafka) before the worker pauses consumption.")
+    predictor_backoff_max_s: float = Field(2.0, gt=0, description="Longest wait between two attempts of a failing dependency.")
 
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
