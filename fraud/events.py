@@ -1,30 +1,76 @@
 """The product's events: one schema module for producers, scorer, predictor and tests.
 
-Events travel as CloudEvents 1.0 in structured JSON mode (the whole event,
-attributes and ``data``, is the Kafka message value; the key is the user id),
-built and parsed with the ``cloudevents`` SDK. ``data`` is one of the pydantic
-models below.
+Events travel as CloudEvents 1.0, built and parsed with the ``cloudevents`` SDK;
+the key is the user id. We send structured JSON mode (the whole event,
+attributes and ``data``, is the Kafka message value) and accept both content
+modes of the Kafka protocol binding: structured, and binary (attributes in
+``ce_*`` headers, the JSON ``data`` as the value; what Knative's KafkaSink sends).
+``data`` is one of the pydantic models below.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import orjson
 from cloudevents import exceptions as ce_errors
 from cloudevents.http import CloudEvent
-from cloudevents.kafka import KafkaMessage, from_structured, to_structured
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from cloudevents.kafka import KafkaMessage, from_binary, from_structured, to_structured
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, PydanticKnownError
+
+if TYPE_CHECKING:
+    from fraud.settings import Settings
 
 TRANSACTION_TYPE = "fraud.transaction.v1"
 SCORE_TYPE = "fraud.score.v1"
+# Older than this is a broken clock or a default (epoch 0), not a payment anyone can score.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionLimits:
+    """Bounds a transaction must keep beyond its schema, so one poison event cannot become inf downstream."""
+
+    max_amount: float = 1_000_000.0
+    max_future_s: float = 86_400.0  # clock skew allowed between the payment system and us
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransactionLimits:
+        """The configured limits (FRAUD_TRANSACTION_MAX_AMOUNT, FRAUD_TRANSACTION_MAX_FUTURE_S)."""
+        return cls(max_amount=settings.transaction_max_amount, max_future_s=settings.transaction_max_future_s)
+
+
+DEFAULT_LIMITS = TransactionLimits()
+
+
+def _limits(info: ValidationInfo) -> TransactionLimits:
+    # The limits are the whole validation context: ``Transaction.model_validate(data, context=limits)``.
+    # Built directly (producers, tests) there is none, and the defaults apply.
+    context = info.context
+    return context if isinstance(context, TransactionLimits) else DEFAULT_LIMITS
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:  # e.g. 0001-01-01T00:00+01:00: pydantic only reports ValueErrors
+        raise ValueError(f"out of range in UTC: {error}") from error
 
 
 UserId = Annotated[str, Field(pattern=r"^user_\d+$", description="user_0, user_1, ...")]
@@ -53,6 +99,26 @@ class Transaction(_Event):
     used_pin_number: StrictBool
     online_order: StrictBool
 
+    @field_validator("amount")
+    @classmethod
+    def _amount_within_limit(cls, amount: float, info: ValidationInfo) -> float:
+        limit = _limits(info).max_amount
+        if amount > limit:
+            raise PydanticKnownError("less_than_equal", {"le": limit})
+        return amount
+
+    @field_validator("event_time")
+    @classmethod
+    def _event_time_plausible(cls, moment: datetime, info: ValidationInfo) -> datetime:
+        if moment < EARLIEST_EVENT_TIME:
+            raise PydanticCustomError("too_early", "Input should be on or after {earliest}", {"earliest": "2000-01-01T00:00:00Z"})
+        ahead_s = moment.timestamp() - time.time()  # cheaper than datetime arithmetic, on the hot path
+        limit_s = _limits(info).max_future_s
+        if ahead_s > limit_s:
+            raise PydanticCustomError("too_far_in_future", "Input should be at most {limit} s in the future (it is {ahead} s ahead)",
+                                      {"limit": f"{limit_s:g}", "ahead": f"{ahead_s:.0f}"})
+        return moment
+
 
 class Score(_Event):
     """The fraud score of one transaction, with the features the model saw (the audit trail)."""
@@ -77,10 +143,20 @@ class Score(_Event):
         return self
 
 
+# A reason travels as a Kafka header beside the original bytes: a huge one must not make the dead letter too big to send.
+_MAX_REASON = 1000
+_MAX_INPUT_REPR = 100
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
 class InvalidEvent(ValueError):
     """A Kafka message that is not a valid event; ``reason`` says why, for the dead-letter topic."""
 
     def __init__(self, reason: str) -> None:
+        reason = _shorten(reason, _MAX_REASON)
         super().__init__(reason)
         self.reason = reason
 
@@ -94,7 +170,8 @@ def describe_validation_error(error: ValidationError) -> str:
     parts = []
     for detail in error.errors(include_url=False):
         field = ".".join(str(item) for item in detail["loc"]) or "event"
-        got = f" (got {detail['input']!r})" if detail["type"] != "missing" and not isinstance(detail["input"], dict) else ""
+        shown = detail["type"] != "missing" and not isinstance(detail["input"], dict)
+        got = f" (got {_shorten(repr(detail['input']), _MAX_INPUT_REPR)})" if shown else ""
         parts.append(f"{field}: {detail['msg']}{got}")
     return "; ".join(parts)
 
@@ -137,18 +214,90 @@ def encode(payload: Transaction | Score, source: str) -> KafkaRecord:
     return key, message.value, STRUCTURED_HEADERS
 
 
-def decode(value: bytes | None, expected: type[EventT]) -> EventT:
-    """Parse a structured-mode CloudEvent Kafka message into ``expected``, or raise InvalidEvent."""
+Headers = Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None]
+_REQUIRED_ATTRIBUTES = frozenset(("specversion", "id", "source", "type"))
+_REQUIRED_HEADERS = frozenset(f"ce_{name}" for name in _REQUIRED_ATTRIBUTES)
+_SPEC_VERSIONS = ("1.0", "0.3")  # what the SDK reads
+_SPEC_VERSION_HEADERS = tuple(version.encode() for version in _SPEC_VERSIONS)
+_STRUCTURED_TYPE = b"application/cloudevents"  # the prefix of every event format's media type
+_JSON_KINDS: dict[type, str] = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+                                 type(None): "null"}
+
+
+def decode(
+    value: bytes | None, expected: type[EventT], headers: Headers | None = None, limits: TransactionLimits = DEFAULT_LIMITS
+) -> EventT:
+    """Parse a CloudEvent Kafka message, structured or binary mode, into ``expected``, or raise InvalidEvent."""
     if not value:
         raise InvalidEvent("empty message")
+    by_name = _header_map(headers) if headers else {}
+    content_type = by_name.get("content-type", b"")
+    structured = content_type.startswith(_STRUCTURED_TYPE) or content_type[:23].lower() == _STRUCTURED_TYPE
+    if not structured and "ce_specversion" in by_name:
+        event = _from_binary(value, by_name)
+    else:  # declared structured, or no mode at all: a sender that forgot the header still gets a clear reason
+        event = _from_structured(value, declared=structured)
+    return _payload(event, expected, limits)
+
+
+def _header_map(headers: Headers) -> dict[str, bytes]:
+    # Header names are case-insensitive in the binding; a repeated header: the last one wins, as in the SDK.
+    # A list is what Kafka clients give; checked first because an ABC isinstance costs more than the rest.
+    items = headers if isinstance(headers, list) else headers.items() if isinstance(headers, Mapping) else headers
+    return {name.lower(): content for name, content in items if content is not None}
+
+
+def _from_structured(value: bytes, declared: bool) -> CloudEvent:
     try:
-        event = from_structured(KafkaMessage(headers={}, key=None, value=value), envelope_unmarshaller=orjson.loads)
-    except ce_errors.DataUnmarshallerError as error:
+        envelope = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
         raise InvalidEvent(f"not a JSON CloudEvent: {error}") from error
+    if not isinstance(envelope, dict):
+        raise InvalidEvent(f"not a CloudEvent: the value is {_JSON_KINDS.get(type(envelope), 'JSON')}, not a JSON object")
+    if "specversion" not in envelope:
+        # The SDK would quietly default specversion and then complain about source and type.
+        headers = "" if declared else " and no ce_specversion header (binary mode)"
+        raise InvalidEvent(f"not a CloudEvent: no specversion attribute in the value (structured mode){headers}")
+    if not envelope.keys() >= _REQUIRED_ATTRIBUTES or envelope["specversion"] not in _SPEC_VERSIONS:
+        _refuse_attributes(_REQUIRED_ATTRIBUTES, envelope, envelope["specversion"])
+    try:  # parsed once above; the SDK gets the result rather than parsing again
+        return from_structured(KafkaMessage(headers={}, key=None, value=value), envelope_unmarshaller=lambda _: envelope)
+    except ce_errors.GenericException as error:
+        raise InvalidEvent(f"invalid CloudEvent: {error}") from error
+
+
+def _from_binary(value: bytes, headers: dict[str, bytes]) -> CloudEvent:
+    if not headers.keys() >= _REQUIRED_HEADERS or headers["ce_specversion"] not in _SPEC_VERSION_HEADERS:
+        _refuse_attributes(_REQUIRED_HEADERS, headers, headers["ce_specversion"].decode(errors="replace"))
+    try:
+        return from_binary(KafkaMessage(headers=headers, key=None, value=value), data_unmarshaller=orjson.loads)
+    except ce_errors.DataUnmarshallerError as error:
+        raise InvalidEvent(f"CloudEvent data (binary mode) is not JSON: {error}") from error
     except ce_errors.GenericException as error:
         raise InvalidEvent(f"invalid CloudEvent attributes: {error}") from error
-    except (AttributeError, TypeError) as error:  # e.g. a JSON array or number instead of an object
-        raise InvalidEvent(f"not a JSON CloudEvent object: {error}") from error
+    except UnicodeDecodeError as error:  # the SDK decodes every ce_ header and content-type as UTF-8
+        raise InvalidEvent(f"invalid CloudEvent attributes: header {_first_non_utf8(headers)} is not UTF-8") from error
+
+
+def _first_non_utf8(headers: dict[str, bytes]) -> str:
+    for name, content in headers.items():
+        try:
+            content.decode()
+        except UnicodeDecodeError:
+            return name
+    return "?"
+
+
+def _refuse_attributes(required: frozenset[str], present: Mapping[str, Any], spec_version: Any) -> NoReturn:
+    # Checked before the SDK, which would invent a missing id and fail on an unhashable specversion.
+    missing = sorted(required - present.keys())
+    if missing:
+        raise InvalidEvent(f"invalid CloudEvent attributes: missing {', '.join(missing)}")
+    shown = _shorten(repr(spec_version), _MAX_INPUT_REPR)
+    raise InvalidEvent(f"invalid CloudEvent attributes: specversion {shown} is not {' or '.join(_SPEC_VERSIONS)}")
+
+
+def _payload(event: CloudEvent, expected: type[EventT], limits: TransactionLimits) -> EventT:
     event_type = event["type"]
     if event_type != _EVENT_TYPES[expected]:
         raise InvalidEvent(f"CloudEvent type is {event_type!r}, expected {_EVENT_TYPES[expected]!r}")
@@ -156,6 +305,6 @@ def decode(value: bytes | None, expected: type[EventT]) -> EventT:
     if not isinstance(data, dict):
         raise InvalidEvent("CloudEvent data is not a JSON object")
     try:
-        return expected.model_validate(data)
+        return expected.model_validate(data, context=limits)
     except ValidationError as error:
         raise InvalidEvent(describe_validation_error(error)) from error

@@ -65,7 +65,7 @@ def read_scores(
         seen = 0
         for message in consumer:
             try:
-                record = ScoreRecord(message.partition, message.offset, decode(message.value, Score))
+                record = ScoreRecord(message.partition, message.offset, decode(message.value, Score, message.headers))
             except InvalidEvent as error:
                 record = ScoreRecord(message.partition, message.offset, None, error.reason)
             yield record

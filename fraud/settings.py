@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     predictor_timeout_s: float = Field(10.0, gt=0, description="One predictor call, from the worker.")
     predictor_retries: int = Field(4, ge=0, description="Retries of a failing dependency (predictor, Feast, Kafka) before the worker pauses consumption.")
     predictor_backoff_max_s: float = Field(2.0, gt=0, description="Longest wait between two attempts of a failing dependency.")
+    transaction_max_amount: float = Field(1_000_000.0, gt=0, allow_inf_nan=False,
+                                          description="FRAUD_TRANSACTION_MAX_AMOUNT: a larger amount is dead-lettered by the worker.")
+    transaction_max_future_s: float = Field(86_400.0, ge=0, le=366 * 86_400, description=(
+        "FRAUD_TRANSACTION_MAX_FUTURE_S: how far ahead of the worker's clock an event_time may be (clock skew)."))
 
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")

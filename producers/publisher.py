@@ -25,6 +25,9 @@ def make_producer(settings: Settings) -> KafkaProducer:
     try:
         return KafkaProducer(
             **settings.kafka_client_config(),
+            # Explicit, so kafka-python raises on a conflicting option instead of quietly dropping idempotence:
+            # a retried batch is then never written twice, and one user's events keep their order.
+            enable_idempotence=True,
             acks="all",
             linger_ms=settings.producer_linger_ms,
             batch_size=settings.producer_batch_size,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from fraud.events import InvalidEvent, Score, Transaction, decode
+from fraud.events import DEFAULT_LIMITS, InvalidEvent, Score, Transaction, TransactionLimits, decode
 from fraud.features import FEATURE_NAMES
 
 Headers = list[tuple[str, bytes]]
@@ -49,12 +49,13 @@ class DeadLetter:
         return [*kept, (DLQ_REASON_HEADER, self.reason.encode()), (DLQ_ORIGIN_HEADER, origin.encode())]
 
 
-def split_valid(records: Sequence[Record]) -> tuple[list[tuple[Record, Transaction]], list[DeadLetter]]:
-    """Decode every record: valid transactions (with their record) in order, and dead letters with reasons."""
+def split_valid(records: Sequence[Record], limits: TransactionLimits = DEFAULT_LIMITS,
+                ) -> tuple[list[tuple[Record, Transaction]], list[DeadLetter]]:
+    """Decode every record (either CloudEvents content mode): valid transactions in order, and dead letters with reasons."""
     valid, dead = [], []
     for record in records:
         try:
-            transaction = decode(record.value, Transaction)
+            transaction = decode(record.value, Transaction, record.headers, limits)
         except InvalidEvent as error:
             dead.append(DeadLetter(record, error.reason))
             continue

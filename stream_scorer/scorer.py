@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from fraud.events import KafkaRecord, Score, Transaction, encode
+from fraud.events import KafkaRecord, Score, Transaction, TransactionLimits, encode
 from fraud.features import FEATURE_NAMES, UserActivity, stream_features
 from fraud.settings import Settings
 from stream_scorer.backpressure import Backpressure
@@ -104,6 +104,7 @@ class BatchScorer:
         self.backpressure = Backpressure(settings.predictor_retries, settings.predictor_backoff_max_s, metrics,
                                          pause=self._on_pause, resume=resume)
         self.feature_names: list[str] | None = None  # the served model's column order, asked once
+        self.limits = TransactionLimits.from_settings(settings)
 
     async def settle(self, records: Sequence[Record]) -> None:
         """Give every record an outcome (score or dead letter); only cancellation leaves without one."""
@@ -129,7 +130,7 @@ class BatchScorer:
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Score ``records``: see the module docstring. Raises only what `settle` must isolate."""
-        valid, dead = split_valid(records)
+        valid, dead = split_valid(records, self.limits)
         saved = {user: self.state.get(user) for user in users_of(t for _, t in valid)}
         valid = self._without_redeliveries(valid, saved)
         scored, refused = await self._score(valid, saved)

@@ -6,15 +6,17 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
-from kafka import KafkaConsumer
+from cloudevents.kafka import to_binary
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from fraud.errors import FraudError
 
-from fraud.events import Transaction, decode
+from fraud.events import Transaction, decode, encode, to_cloudevent
 from fraud.settings import Settings
-from producers.publisher import publish
+from producers.publisher import make_producer, publish
 from producers.sources import SyntheticSource
+from producers.synthetic import synthetic_transactions
 
 
 def consume_all(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list:
@@ -52,6 +54,34 @@ def test_ten_thousand_events_arrive_whole_and_in_order_per_user(kafka_settings: 
     assert all(len(parts) == 1 for parts in partitions_of_user.values())  # key = user_id
     assert all(times == sorted(times) for times in times_of_user.values())  # one user's events stay ordered
     assert len({p for parts in partitions_of_user.values() for p in parts}) == 6  # and users spread out
+
+
+def test_both_content_modes_survive_the_broker_and_decode_alike(kafka_settings: Settings, new_topic: Callable[..., str]) -> None:
+    # Binary mode as Knative's KafkaSink sends it (attributes in ce_ headers), made by the cloudevents SDK.
+    topic = new_topic("modes", partitions=1)
+    transactions = list(synthetic_transactions(20, users=5, seed=3))
+    producer = KafkaProducer(**kafka_settings.kafka_client_config(), acks="all")
+    try:
+        for transaction in transactions:
+            binary = to_binary(to_cloudevent(transaction, "knative"))
+            producer.send(topic, key=transaction.user_id.encode(), value=binary.value, headers=list(binary.headers.items()))
+            key, value, headers = encode(transaction, "fraud.producers")
+            producer.send(topic, key=key, value=value, headers=headers)
+        producer.flush()
+    finally:
+        producer.close()
+    messages = consume_all(kafka_settings, topic, expected=40)
+    decoded = [decode(m.value, Transaction, m.headers) for m in messages]
+    assert decoded == [t for t in transactions for _ in range(2)]
+
+
+def test_the_producer_is_idempotent_with_acks_all(kafka_settings: Settings) -> None:
+    producer = make_producer(kafka_settings)
+    try:
+        # kafka-python maps acks="all" to -1, and would have raised had another option conflicted with idempotence.
+        assert producer.config["enable_idempotence"] is True and producer.config["acks"] == -1
+    finally:
+        producer.close()
 
 
 def test_rate_limit_is_honoured(kafka_settings: Settings, new_topic: Callable[..., str]) -> None:

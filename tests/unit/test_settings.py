@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fraud.events import TransactionLimits
 from fraud.settings import Settings
 
 
@@ -106,3 +107,21 @@ def test_s3a_locations_configure_spark_with_matching_hadoop_aws() -> None:
     assert config["spark.jars.packages"].startswith("org.apache.hadoop:hadoop-aws:3.")
     assert config["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert config["spark.hadoop.fs.s3a.secret.key"] == "a-real-looking-secret"
+
+
+def test_transaction_limits_default_alike_and_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert TransactionLimits.from_settings(Settings(_env_file=None)) == TransactionLimits()
+    monkeypatch.setenv("FRAUD_TRANSACTION_MAX_AMOUNT", "250000")
+    monkeypatch.setenv("FRAUD_TRANSACTION_MAX_FUTURE_S", "600")
+    limits = TransactionLimits.from_settings(Settings(_env_file=None))
+    assert limits == TransactionLimits(max_amount=250_000.0, max_future_s=600.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("transaction_max_amount", 0), ("transaction_max_amount", float("inf")), ("transaction_max_amount", float("nan")),
+     ("transaction_max_future_s", -1), ("transaction_max_future_s", 1e12)],
+)
+def test_refuses_nonsense_transaction_limits(name: str, value: float) -> None:
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: value}, _env_file=None)
