@@ -166,6 +166,11 @@ class FraudModel(Model):
         raise InvalidInput('expected {"instances": [[...], ...]} or {"user_id": "user_0"}, got keys '
                            f"{sorted(payload)[:5]}")
 
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """No explainer is deployed with this model: asking for one is a 404 that says so, not KServe's 501."""
+        raise HTTPException(status_code=404, detail=f"model {self.name} has no explainer; "
+                                                    f"POST /v1/models/{self.name}:predict for its scores")
+
     async def _predict_v2(self, model: LoadedModel, request: InferRequest) -> InferResponse:
         if len(request.inputs) != 1:
             raise InvalidInput(f"expected one input tensor 'features', got {len(request.inputs)}")
@@ -177,15 +182,16 @@ class FraudModel(Model):
             raise InvalidInput(f"input shape must be [N, {expected}], got {list(tensor.shape)}")
         try:
             rows = tensor.as_numpy()
-        except ValueError as error:  # data length does not match the declared shape
+        except (ValueError, TypeError, OverflowError) as error:  # data that does not fit the declared shape, or not numbers
             raise InvalidInput(f"input data does not fit shape {list(tensor.shape)}: {error}") from error
         self._check_rows(rows)
         scores = (await self._batcher.score(model, rows)).reshape(-1, 1)
         output = InferOutput(name=OUTPUT_NAME, shape=[len(scores), 1], datatype="FP32", data=scores)
-        # Honour requested outputs, so a client can ask for the scores as a binary tensor.
+        # Honour requested outputs and `binary_data_output`, so a client can ask for the scores as a binary tensor
+        # (tritonclient asks with `binary_data_output` when it names no outputs).
         return InferResponse(response_id=request.id or _next_response_id(), model_name=self.name, infer_outputs=[output],
                              model_version=model.version, parameters={"threshold": model.onnx.threshold},
-                             requested_outputs=request.request_outputs)
+                             requested_outputs=request.request_outputs, use_binary_outputs=request.use_binary_outputs)
 
     async def _predict_user(self, model: LoadedModel, payload: dict) -> dict:
         user_id = payload["user_id"]
@@ -250,7 +256,8 @@ class ZeroModel(Model):
             rows = payload.inputs[0].shape[0]
             output = InferOutput(name=OUTPUT_NAME, shape=[rows, 1], datatype="FP32", data=np.zeros((rows, 1), np.float32))
             return InferResponse(response_id=payload.id or _next_response_id(), model_name=self.name, infer_outputs=[output],
-                                 model_version="0", requested_outputs=payload.request_outputs)
+                                 model_version="0", requested_outputs=payload.request_outputs,
+                                 use_binary_outputs=payload.use_binary_outputs)
         return {"predictions": [[0.0]] * len(payload.get("instances", [[]])), "model_version": "0"}
 
 

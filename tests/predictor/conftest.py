@@ -18,13 +18,14 @@ import pytest
 from onnx import TensorProto, helper
 
 from fraud.features import FEATURE_NAMES
-from fraud.onnx_model import write_metadata
+from fraud.onnx_model import OnnxFraudModel, write_metadata
 from fraud.registry import EmbeddedRegistry
 from fraud.settings import Settings
 from fraud.storage import LocalArtifactStore
 from tests.conftest import free_port
 
 F = len(FEATURE_NAMES)
+ROWS = np.random.default_rng(0).normal(0, 3, (50, F)).astype(np.float32)
 
 
 def tiny_model(path: Path, seed: int) -> Path:
@@ -53,6 +54,11 @@ def register(settings: Settings, seed: int) -> str:
     version = registry.register(settings.model_name, uri, "onnx", "17", {"feature_names": list(FEATURE_NAMES)})
     registry.promote(settings.model_name, version.version)
     return version.version
+
+
+def direct(settings: Settings, version: int = 1) -> OnnxFraudModel:
+    """Tiny model ``version`` run by onnxruntime in this process: what the predictor's answers must equal."""
+    return OnnxFraudModel(settings.data_dir / f"tiny-{version}.onnx")
 
 
 def push_users(settings: Settings, users: dict[str, list[float]]) -> None:
