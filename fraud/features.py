@@ -51,6 +51,8 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "first_time_s", "last_time_s", "last_latitude", "last_longitude", "merchant_seen_before",
 )
 
+# Distinct merchants a user's stream state remembers, the most recently seen (see `UserActivity`).
+RECENT_MERCHANTS = 64
 NO_HISTORY = -1.0  # value of the "since/from last" features for a user's first transaction
 EARTH_RADIUS_KM = 6371.0088
 SECONDS_PER_DAY = 86_400.0
@@ -108,6 +110,13 @@ class UserActivity:
 
     Mean and variance use Welford's update, which stays exact enough (1e-12
     relative) over thousands of events without storing them.
+
+    ``merchants`` holds the last RECENT_MERCHANTS distinct merchants, least
+    recently seen first, so a changelog record does not grow with a user's
+    lifetime. The batch path remembers every merchant: the two agree while a
+    user has at most RECENT_MERCHANTS distinct merchants (the generated data
+    has at most 34 transactions per user); past that, a merchant last seen
+    before RECENT_MERCHANTS others counts as new.
     """
 
     count: int = 0
@@ -118,7 +127,7 @@ class UserActivity:
     last_time_s: float = math.nan
     last_latitude: float = math.nan
     last_longitude: float = math.nan
-    merchants: set[str] = field(default_factory=set)
+    merchants: dict[str, None] = field(default_factory=dict)  # an ordered set: least recently seen first
 
     def history_row(self, transaction: Transaction) -> dict[str, float]:
         """This user's history before ``transaction``, as the history INPUT_COLUMNS."""
@@ -147,7 +156,11 @@ class UserActivity:
             self.first_time_s = time_s
         self.last_time_s = time_s
         self.last_latitude, self.last_longitude = transaction.latitude, transaction.longitude
-        self.merchants.add(transaction.merchant_id)
+        merchants, merchant = self.merchants, transaction.merchant_id
+        merchants.pop(merchant, None)  # seen again: it becomes the most recent
+        merchants[merchant] = None
+        if len(merchants) > RECENT_MERCHANTS:
+            del merchants[next(iter(merchants))]
 
     def to_dict(self) -> dict:
         """A JSON-ready copy (NaN becomes None), for the stream worker's changelog-backed table."""
@@ -161,9 +174,14 @@ class UserActivity:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> UserActivity:
-        """The inverse of `to_dict`."""
+        """The inverse of `to_dict`; also reads older records, whose unbounded merchant list came from a set.
+
+        Such a list is in no particular order, so which of its merchants are
+        kept, when there are more than RECENT_MERCHANTS, is arbitrary (once).
+        """
         values = {name: math.nan if data.get(name) is None else data[name] for name in _ACTIVITY_NUMBERS}
-        return cls(**values, merchants=set(data.get("merchants", ())))
+        merchants = list(data.get("merchants", ()))
+        return cls(**values, merchants=dict.fromkeys(merchants[-RECENT_MERCHANTS:]))
 
 
 _ACTIVITY_NUMBERS = ("count", "mean_amount", "m2", "max_amount", "first_time_s", "last_time_s", "last_latitude",

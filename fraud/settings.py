@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     scorer_source: str = Field("fraud.stream_scorer", description="CloudEvents `source` of score events.")
     feast_push_interval_s: float = Field(1.0, ge=0, description="Shortest time between two Feast pushes of the worker.")
     profile_cache_ttl_s: float = Field(300.0, gt=0, description="How long the worker reuses a user's Feast profile.")
+    profile_cache_max_users: int = Field(100_000, ge=1, description=(
+        "Most users' Feast profiles the worker keeps; the least recently seen go first."))
     predictor_timeout_s: float = Field(10.0, gt=0, description="One predictor call, from the worker.")
     predictor_retries: int = Field(4, ge=0, description="Retries of a failing dependency (predictor, Feast, Kafka) before the worker pauses consumption.")
     predictor_backoff_max_s: float = Field(2.0, gt=0, description="Longest wait between two attempts of a failing dependency.")

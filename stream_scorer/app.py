@@ -133,7 +133,8 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
     scorer = app.scorer = BatchScorer(
-        settings, TableStates(table, app), ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s),
+        settings, TableStates(table, app),
+        ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s, max_users=settings.profile_cache_max_users),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
         send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),

@@ -5,6 +5,7 @@ helper thread; profile reads (a few milliseconds, rare once the cache is warm)
 then run on the event loop itself (see `read_profiles`). Pushes run in a helper
 process: the SQLite online store writes row by row in Python, which in the
 worker's process would hold its GIL for longer than scoring the batch takes.
+The helper exits when the worker does, however the worker ends (`exit_with_parent`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -37,7 +40,7 @@ class FeastGateway:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="feast")
         # spawn, not fork: the worker has threads (Kafka clients) that a forked child would inherit half-way.
         self._pusher = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_open_in_child, initargs=(settings,))
+                                           initializer=_open_in_child, initargs=(settings, os.getpid()))
 
     def _open(self):
         if self._store is None:
@@ -87,10 +90,34 @@ class FeastGateway:
 _child_store = None
 
 
-def _open_in_child(settings: Settings) -> None:
+def exit_with_parent(parent_pid: int, poll_s: float = 0.25) -> None:
+    """Make this helper process exit within ``poll_s`` of ``parent_pid`` ending, even by SIGKILL (no orphan left).
+
+    A daemon thread watches getppid(), which changes the moment the parent dies
+    (the orphan is re-parented to init or a subreaper, never to the dead PID).
+    Not prctl(PR_SET_PDEATHSIG): Linux sends that signal when the parent
+    *thread* that forked us ends, not the parent process. ProcessPoolExecutor
+    (spawn, Python 3.11) forks its worker in the thread that first calls
+    submit(): the event loop's main thread today, but a pool submitted to or
+    rebuilt from an executor thread would have its healthy helper killed when
+    that thread ends, and stay broken. A false kill costs more than a quarter
+    of a second's delay; and the thread works off Linux too. multiprocessing's
+    resource tracker needs nothing: it exits once the last holder of its pipe
+    (the worker, then this helper) has gone.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)  # nobody is left to report to; a push cut short is an uncommitted SQLite transaction
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _open_in_child(settings: Settings, parent_pid: int) -> None:
     global _child_store
     from fraud.feature_store import open_store
 
+    exit_with_parent(parent_pid)  # first: opening the store takes seconds, and the worker may die meanwhile
     os.nice(10)  # when CPU is short, scoring goes first; pushes then merge more rows and run less often
     _child_store = open_store(settings)
 
@@ -162,12 +189,23 @@ def stand_in_profile(transaction: Transaction) -> UserProfile:
 
 
 class ProfileCache:
-    """Users' profiles, read from Feast at most once per ``ttl_s`` per user (profiles change once per pipeline run)."""
+    """Users' profiles, read from Feast at most once per ``ttl_s`` per user (profiles change once per pipeline run).
 
-    def __init__(self, read: Callable, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._read, self.ttl_s, self._clock = read, ttl_s, clock
-        self._entries: dict[str, tuple[float, UserProfile]] = {}
+    At most ``max_users`` profiles are kept, the least recently wanted evicted
+    first, so a worker's memory does not grow with every card it has ever seen.
+    An evicted user's next transaction reads Feast again, like an expired one.
+    """
+
+    def __init__(self, read: Callable, ttl_s: float, max_users: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_users < 1:
+            raise ValueError(f"max_users must be at least 1, not {max_users}")
+        self._read, self.ttl_s, self.max_users, self._clock = read, ttl_s, max_users, clock
+        self._entries: OrderedDict[str, tuple[float, UserProfile]] = OrderedDict()  # least recently wanted first
         self.misses = 0  # users read from Feast
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     async def profiles(self, transactions: Sequence[Transaction]) -> dict[str, UserProfile]:
         """A profile for every user of ``transactions``: cached, else from Feast, else a stand-in."""
@@ -175,13 +213,25 @@ class ProfileCache:
         wanted: dict[str, Transaction] = {}
         for transaction in transactions:
             wanted.setdefault(transaction.user_id, transaction)
-        stale = [user for user in wanted if (entry := self._entries.get(user)) is None or entry[0] <= now]
+        entries, found_here, stale = self._entries, {}, []
+        for user in wanted:
+            entry = entries.get(user)
+            if entry is None or entry[0] <= now:
+                stale.append(user)
+            else:
+                entries.move_to_end(user)
+                found_here[user] = entry[1]
         if stale:
             found = await self._read(stale)
             self.misses += len(stale)
+            expires = now + self.ttl_s
             for user in stale:
                 profile = found.get(user)
                 if profile is None:
                     profile = stand_in_profile(wanted[user])
-                self._entries[user] = (now + self.ttl_s, profile)
-        return {user: self._entries[user][1] for user in wanted}
+                entries[user] = (expires, profile)
+                entries.move_to_end(user)  # an expired entry keeps its place when replaced
+                found_here[user] = profile
+        while len(entries) > self.max_users:  # a batch wider than the cache is still answered whole
+            entries.popitem(last=False)
+        return {user: found_here[user] for user in wanted}

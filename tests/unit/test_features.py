@@ -6,9 +6,11 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import orjson
 import pytest
 
-from fraud.features import FEATURE_NAMES, NO_HISTORY, UserActivity, UserProfile, haversine_km, stream_features
+from fraud.features import (FEATURE_NAMES, NO_HISTORY, RECENT_MERCHANTS, UserActivity, UserProfile, haversine_km,
+                            stream_features)
 from tests.conftest import make_transaction
 
 HOME = UserProfile(home_latitude=48.8566, home_longitude=2.3522, median_purchase_amount=20.0)  # Paris
@@ -73,3 +75,44 @@ def test_users_keep_separate_histories() -> None:
     features = stream_features(events, activity, {"user_1": HOME, "user_2": HOME})
     assert features["history_count"].tolist() == [0.0, 0.0, 1.0]
     assert activity["user_1"].count == 2 and activity["user_2"].count == 1
+
+
+def _seen_before(state: UserActivity, merchant: str) -> float:
+    return state.history_row(make_transaction(0, merchant_id=merchant))["merchant_seen_before"]
+
+
+def test_a_user_remembers_the_most_recent_distinct_merchants() -> None:
+    state = UserActivity()
+    for n in range(RECENT_MERCHANTS):
+        state.observe(make_transaction(n, user_id="user_1", merchant_id=f"merchant_{n}"))
+    state.observe(make_transaction(0, user_id="user_1", merchant_id="merchant_0"))  # again: now the most recent
+    state.observe(make_transaction(0, user_id="user_1", merchant_id="merchant_new"))  # one too many: evicts merchant_1
+    assert len(state.merchants) == RECENT_MERCHANTS
+    assert _seen_before(state, "merchant_0") == _seen_before(state, "merchant_2") == _seen_before(state, "merchant_new") == 1.0
+    assert _seen_before(state, "merchant_1") == 0.0
+    assert state.to_dict()["merchants"][-2:] == ["merchant_0", "merchant_new"]  # least recently seen first
+
+
+def test_a_changelog_record_does_not_grow_with_a_users_lifetime() -> None:
+    state, sizes = UserActivity(), {}
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(1, 10_001):
+        state.observe(make_transaction(n, user_id="user_1", merchant_id=f"merchant_{n:05d}", amount=float(n % 97),
+                                       event_time=start + timedelta(minutes=n)))
+        if n in (RECENT_MERCHANTS, 10_000):
+            sizes[n] = len(orjson.dumps(state.to_dict()))
+    assert sizes[10_000] <= sizes[RECENT_MERCHANTS] + 64 < 2_000  # a few more digits in the numbers, nothing more
+    restored = UserActivity.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    assert restored == state and list(restored.merchants) == list(state.merchants)  # the order survives too
+
+
+def test_records_already_in_changelogs_still_load() -> None:
+    """Before the bound, `merchants` was every merchant ever seen, listed from a set: any length, any order."""
+    old = {"count": 150, "mean_amount": 20.0, "m2": 3.0, "max_amount": 90.0, "first_time_s": 1.7e9, "last_time_s": 1.8e9,
+           "last_latitude": 48.0, "last_longitude": 11.0, "merchants": [f"merchant_{n}" for n in range(150)]}
+    state = UserActivity.from_dict(old)
+    assert state.count == 150 and len(state.merchants) == RECENT_MERCHANTS
+    assert _seen_before(state, "merchant_149") == 1.0
+    short = UserActivity.from_dict(old | {"merchants": ["merchant_3", "merchant_1"]})
+    assert list(short.merchants) == ["merchant_3", "merchant_1"]
+    assert UserActivity.from_dict({"count": 0}).merchants == {}  # a record without merchants at all
