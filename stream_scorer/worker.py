@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import faust
 
 from fraud.errors import FraudError
-from fraud.local_stack.process import port_open
 from fraud.settings import Settings, load_settings
 from stream_scorer.app import build_app
 
@@ -18,7 +18,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it stops gracefully and leaves the group;
     offsets acked since its last periodic commit come again to the next worker, which skips what it had scored)."""
     host, port = settings.scorer_metrics_host, settings.scorer_metrics_port
-    if port_open(host, port):
+    if _taken(host, port):
         raise FraudError(f"{host}:{port} is taken (another worker?); set FRAUD_SCORER_METRICS_PORT")
     scorer = build_app(settings)
     scorer.metrics.serve(host, port)
@@ -26,6 +26,17 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     worker = faust.Worker(scorer.app, loglevel=loglevel)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per predictor call
     worker.execute_from_commandline()
+
+
+def _taken(host: str, port: int) -> bool:
+    """True if something else already listens on host:port (binding tells, without connecting to it)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the metrics server binds: TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def main() -> None:
