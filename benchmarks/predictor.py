@@ -106,7 +106,7 @@ def run(seconds: int = 10, rounds: int = 2, console: Console | None = None) -> d
     console = console or Console()
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: apt-get install wrk")
-    from tests.conftest import free_port  # a free loopback port, the same helper the tests use
+    from fraud.local_stack.process import free_port
 
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="fraud-bench-predictor-") as scratch:

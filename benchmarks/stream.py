@@ -181,7 +181,7 @@ def run(settings: Settings, events: int = 30_000, batch_sizes: tuple[int, ...] =
         console: Console | None = None) -> dict[str, Figures]:
     """Measure every contender once; print the table; return the figures."""
     from benchmarks.predictor import _mlp_model, _serve
-    from tests.conftest import free_port
+    from fraud.local_stack.process import free_port
 
     console = console or Console()
     LocalKafka(settings).start()

@@ -494,6 +494,35 @@ def bench_stream(
         raise FraudError(str(error)) from error
 
 
+@bench_app.command("chaos")
+def bench_chaos(
+    scenarios: Annotated[str, typer.Option(help="Comma-separated: kills, broker, predictor, feast, rebalance, poison.")]
+    = "kills,broker,predictor,feast,rebalance,poison",
+    events: Annotated[int, typer.Option(min=1000, help="Events per scenario (poison: a tenth, plus as many good ones).")]
+    = 100_000,
+) -> None:
+    """Faults injected into real processes, then every transaction accounted for; exits 1 if any was lost or differs."""
+    from benchmarks.chaos import SCENARIOS, run
+
+    names = [part.strip() for part in scenarios.split(",") if part.strip()]
+    if not names or set(names) - set(SCENARIOS):
+        raise typer.BadParameter(f"choose from {', '.join(SCENARIOS)}", param_hint="'--scenarios'")
+    failed = [result.name for result in run(load_settings(), names, events=events, console=out) if not result.ok]
+    if failed:
+        raise FraudError(f"chaos: {', '.join(failed)} broke the failure contract (lost, differing or a violation; see above)")
+
+
+@bench_app.command("soak")
+def bench_soak(
+    events: Annotated[int, typer.Option(min=1000, help="Events in the backlog one worker drains.")] = 1_000_000,
+    users: Annotated[int, typer.Option(min=1, help="Distinct users they come from.")] = 200_000,
+) -> None:
+    """One worker drains a long backlog; its process tree's memory (RSS) at the start, along the way and at the end."""
+    from benchmarks.soak import run
+
+    run(load_settings(), events=events, users=users, console=out)
+
+
 # --- entry point ------------------------------------------------------------------------------
 class _Advance:
     def __init__(self, bar: Progress, task: int) -> None:

@@ -66,6 +66,25 @@ def read_between(settings: Settings, topic: str, start: dict[int, int], end: dic
                         yield record
 
 
+class TopicTail:
+    """A bookmark on ``topic``: each `read_new` returns the records that arrived since the previous one.
+
+    For a watcher that polls a topic while others write it; one `end_offsets` and one
+    `read_between` per call, so it never waits for records that are not there.
+    """
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings, self.topic = settings, topic
+        self.position: dict[int, int] = {}
+
+    def read_new(self) -> list[ConsumerRecord]:
+        """Every record written since the last call (since the start of the topic, the first time)."""
+        end = end_offsets(self.settings, self.topic)
+        records = list(read_between(self.settings, self.topic, self.position, end))
+        self.position = end
+        return records
+
+
 def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
     """The offsets consumer group ``group`` has committed on ``topic`` (partitions without a commit are absent)."""
     from kafka import KafkaAdminClient

@@ -199,10 +199,18 @@ class BatchScorer:
         """Drop records this worker (or its predecessor) scored already: Kafka redelivers what was not committed.
 
         The table is written after the scores are published, so an offset in it means the score is out.
+        A record can also come twice within one batch: after a rebalance Faust seeks back to
+        the committed offset while events fetched before it still wait in the batch buffer.
+        Scored twice in a row, the second copy would count itself in its own history.
         """
+        seen: set[tuple[int, int]] = set()
+
         def scored_already(record: Record, user_id: str) -> bool:
             partition, offset = (saved.get(user_id) or {}).get(POSITION_KEY, (-1, -1))
-            return record.partition == partition and record.offset <= offset
+            if (record.partition == partition and record.offset <= offset) or (record.partition, record.offset) in seen:
+                return True
+            seen.add((record.partition, record.offset))
+            return False
 
         fresh = [(record, t) for record, t in valid if not scored_already(record, t.user_id)]
         if len(fresh) < len(valid):

@@ -10,7 +10,7 @@ import httpx
 
 from fraud.errors import FraudError
 from fraud.local_stack import process
-from fraud.settings import Settings
+from fraud.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ class PredictorStatus:
 class LocalPredictor:
     """Start, stop and query the predictor process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, name: str = "predictor") -> None:
         self.settings = settings
-        self.files = process.ServiceFiles("predictor", settings.data_dir / "run")
+        self.files = process.ServiceFiles(name, settings.data_dir / "run")
 
     def status(self) -> PredictorStatus:
         base, address = self.settings.predictor_url, f"{self.settings.predictor_host}:{self.settings.predictor_port}"
@@ -66,14 +66,25 @@ class LocalPredictor:
         host, port = self.settings.predictor_host, self.settings.predictor_port
         if process.port_open(host, port):
             raise FraudError(f"port {host}:{port} is taken by something that is not a predictor; set FRAUD_PREDICTOR_PORT")
-        pid = process.spawn(self.files, [sys.executable, "-m", "predictor"],
-                            env={"FRAUD_DATA_DIR": str(self.settings.data_dir)})
+        # Every setting, as the worker gets them: a predictor on another port or data dir hears of it.
+        pid = process.spawn(self.files, [sys.executable, "-m", "predictor"], env=settings_env(self.settings))
         log.info("starting the predictor (PID %d); log: %s", pid, self.files.log_file)
         process.wait_until(lambda: self.status().live, self.settings.stack_start_timeout_s, self.files, pid, "live")
         return self.status()
 
+    def wait_ready(self) -> None:
+        """Wait until it serves a model (V2 ready); raises FraudError naming the log if it dies or time runs out."""
+        pid = self.files.read_pid()
+        if pid is None:
+            raise FraudError("the predictor is not running (started by this stack); run `fraud stack up`")
+        process.wait_until(lambda: self.status().ready, self.settings.stack_start_timeout_s, self.files, pid, "ready")
+
     def stop(self) -> bool:
         return process.stop(self.files, self.settings.stack_stop_timeout_s)
+
+    def kill(self) -> bool:
+        """SIGKILL, as a crash. False if it was not running."""
+        return process.kill(self.files)
 
 
 def model_version(settings: Settings) -> str | None:

@@ -43,6 +43,16 @@ class ServiceFiles:
         self.pid_file.unlink(missing_ok=True)
         return None
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the service's log (empty if it has none yet), for failure messages."""
+        try:
+            with self.log_file.open("rb") as log_stream:
+                log_stream.seek(max(0, log_stream.seek(0, os.SEEK_END) - 200 * lines))
+                text = log_stream.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
 
 def pid_alive(pid: int) -> bool:
     """True if a process with this PID exists and is not a zombie."""
@@ -66,6 +76,13 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (for a service started next to others)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def spawn(files: ServiceFiles, command: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
@@ -114,6 +131,23 @@ def stop(files: ServiceFiles, timeout_s: float) -> bool:
         while pid_alive(pid):
             time.sleep(0.05)
     files.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def kill(files: ServiceFiles) -> bool:
+    """Kill the service by PID at once, as a crash or an OOM kill would: SIGKILL, no chance to clean up.
+
+    Its whole process group goes (the helpers it spawned too), as when a container is killed.
+    False if it was not running.
+    """
+    pid = files.read_pid()
+    if pid is None:
+        return False
+    _signal_group(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.05)
+    files.pid_file.unlink(missing_ok=True)
+    log.debug("killed %s (PID %d)", files.name, pid)
     return True
 
 

@@ -65,11 +65,17 @@ class WorkerStatus:
 
 
 class LocalWorker:
-    """Start, stop and query one stream worker process."""
+    """Start, stop and query one stream worker process.
 
-    def __init__(self, settings: Settings) -> None:
+    Several can run side by side (one consumer group, partitions shared among them):
+    each needs its own ``name`` (its PID and log files) and FRAUD_SCORER_METRICS_PORT.
+    ``env`` adds variables for the worker only, e.g. Faust's own BROKER_SESSION_TIMEOUT.
+    """
+
+    def __init__(self, settings: Settings, name: str = "worker", env: dict[str, str] | None = None) -> None:
         self.settings = settings
-        self.files = process.ServiceFiles("worker", settings.data_dir / "run")
+        self.files = process.ServiceFiles(name, settings.data_dir / "run")
+        self.env = env or {}
 
     def status(self) -> WorkerStatus:
         return WorkerStatus(self.files.read_pid(), scrape(self.settings))
@@ -79,7 +85,7 @@ class LocalWorker:
         current = self.status()
         if current.pid is not None or current.metrics is not None:
             return current
-        pid = process.spawn(self.files, [sys.executable, "-m", "stream_scorer"], env=settings_env(self.settings))
+        pid = process.spawn(self.files, [sys.executable, "-m", "stream_scorer"], env=settings_env(self.settings) | self.env)
         log.info("starting the stream worker (PID %d); log: %s", pid, self.files.log_file)
         process.wait_until(lambda: scrape(self.settings) is not None, self.settings.stack_start_timeout_s,
                            self.files, pid, "serving metrics")
@@ -95,6 +101,10 @@ class LocalWorker:
 
     def stop(self) -> bool:
         return process.stop(self.files, self.settings.stack_stop_timeout_s)
+
+    def kill(self) -> bool:
+        """SIGKILL, as a crash: no offsets committed, nothing flushed. False if it was not running."""
+        return process.kill(self.files)
 
     def restart(self) -> WorkerStatus:
         self.stop()

@@ -35,6 +35,32 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     assert not process.pid_alive(pid)
 
 
+WITH_CHILD = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print("child", child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_kill_takes_the_whole_process_group_at_once(tmp_path: Path) -> None:
+    # It ignores SIGTERM and has a child of its own, as the worker has its Feast push process.
+    files = process.ServiceFiles("crashed", tmp_path)
+    pid = process.spawn(files, [sys.executable, "-c", WITH_CHILD])
+    process.wait_until(lambda: "child" in files.log_file.read_text(), 10, files, pid, "up")
+    child = int(files.log_tail(1).split()[1])
+    started = time.monotonic()
+    assert process.kill(files)
+    assert time.monotonic() - started < 2
+    assert not process.pid_alive(pid) and not files.pid_file.exists()
+    deadline = time.monotonic() + 5  # the orphaned child is reaped by init, not by us
+    while process.pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process.pid_alive(child)
+    assert process.kill(files) is False  # nothing left to kill
+
+
 def test_stop_without_a_running_service_says_so(tmp_path: Path) -> None:
     files = process.ServiceFiles("ghost", tmp_path)
     files.pid_file.write_text("999999999\n")  # stale

@@ -371,3 +371,13 @@ def test_non_finite_features_are_found_before_the_predictor_is_asked() -> None:
     assert non_finite_rows(features, list(FEATURE_NAMES)) == {
         0: "feature history_std_amount is nan: not a finite float32",
         1: "feature amount is 1e+39: not a finite float32"}
+
+
+def test_a_record_that_comes_twice_in_one_batch_is_scored_once() -> None:
+    """After a rebalance Faust redelivers from the committed offset while the old events still wait in the buffer."""
+    harness = Harness()
+    batch = [good(n) for n in range(3)]
+    outcome = harness.run([*batch, *batch])
+    assert [s.transaction_id for s in outcome.scores] == ["tx-test-0", "tx-test-1", "tx-test-2"]
+    assert outcome.scores[0].features["history_count"] == 0.0
+    assert UserActivity.from_dict(harness.state["user_0"]).count == 1
