@@ -152,6 +152,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
                 await scorer.settle(records)
             except Abandoned:  # the worker stops while the batch waits for a dependency
                 hold_back(events)
+                hold_back_in_flight(app)
                 return
             except BaseException:  # cancelled before every record had its outcome
                 hold_back(events)
@@ -252,6 +253,18 @@ def hold_back(events: Sequence[faust.types.EventT]) -> None:
     """
     for event in events:
         event.message.acked = True
+
+
+def hold_back_in_flight(app: faust.App) -> None:
+    """Hold back every message fetched but not acked yet: the agent stops, none of them will be scored here.
+
+    Faust's stop waits until no message is in flight; one already handed to the next
+    batch's buffer would hold the stop until the worker is killed. Marked acked, it is
+    not waited for, and, as in `hold_back`, its offset is never committed. Faust keeps
+    these messages in a private set; there is no public view of them.
+    """
+    for message in list(app.consumer._unacked_messages):
+        message.acked = True
 
 
 def to_record(event: faust.types.EventT) -> Record:
