@@ -56,18 +56,15 @@ class Outgoing:
     headers: Sequence[tuple[str, bytes]]
 
 
-def register_tiny_model(settings: Settings, seed: int = 1) -> str:
-    """Register and promote a tiny real ONNX model with the product's interface; return its version.
+def tiny_model(path: Path, seed: int) -> Path:
+    """A real ONNX graph with the product's interface: features [N, 14] FP32 -> sigmoid(x·w + b) [N, 1], threshold 0.5.
 
-    features [N, 14] FP32 -> sigmoid(x·w + b) [N, 1], threshold 0.5: scoring costs
-    next to nothing, so a run measures the worker, not the model.
+    Scoring costs next to nothing, so a run measures the worker, not the model.
     """
     import onnx
     from onnx import TensorProto, helper
 
     from fraud.onnx_model import write_metadata
-    from fraud.registry import EmbeddedRegistry
-    from fraud.storage import LocalArtifactStore
 
     width = len(FEATURE_NAMES)
     rng = np.random.default_rng(seed)
@@ -80,9 +77,17 @@ def register_tiny_model(settings: Settings, seed: int = 1) -> str:
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])], initializer=[weights, bias])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    path = settings.data_dir / f"tiny-{seed}.onnx"
     onnx.save(model, str(path))
     write_metadata(path, {"feature_names": list(FEATURE_NAMES), "threshold": 0.5})
+    return path
+
+
+def register_tiny_model(settings: Settings, seed: int = 1) -> str:
+    """Register and promote a `tiny_model` in the embedded registry under the data dir; return its version."""
+    from fraud.registry import EmbeddedRegistry
+    from fraud.storage import LocalArtifactStore
+
+    path = tiny_model(settings.data_dir / f"tiny-{seed}.onnx", seed)
     uri = LocalArtifactStore(settings.data_dir / "artifacts").put(path, f"tiny/{seed}/model.onnx")
     registry = EmbeddedRegistry(settings.data_dir / "registry" / "registry.json")
     version = registry.register(settings.model_name, uri, "onnx", "17", {"feature_names": list(FEATURE_NAMES)})

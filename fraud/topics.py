@@ -1,11 +1,15 @@
-"""Small read-only views of the broker's topics."""
+"""The broker's topics: small read-only views, and creating and deleting them (the stack, tests, tools)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import time
+
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from kafka.consumer.fetcher import ConsumerRecord
 
 from fraud.errors import FraudError
@@ -95,3 +99,51 @@ def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, i
     finally:
         admin.close()
     return {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic and meta.offset >= 0}
+
+
+def create_topics(settings: Settings, topics: dict[str, int] | None = None, configs: dict[str, str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet (default: the product's four); return those created."""
+    wanted = settings.topic_partitions if topics is None else topics
+    admin = KafkaAdminClient(**settings.kafka_client_config())
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, partitions, settings.topic_replication_factor, topic_configs=configs or {}) for name, partitions in wanted.items() if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # someone else created it in the meantime: fine
+        return [topic.name for topic in missing]
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, topics: list[str]) -> None:
+    """Delete topics (benchmark and test scratch topics); missing ones are ignored."""
+    admin = KafkaAdminClient(**settings.kafka_client_config())
+    try:
+        existing = set(admin.list_topics())
+        doomed = [topic for topic in topics if topic in existing]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
+
+
+def recreate_topic(settings: Settings, topic: str, partitions: int, configs: dict[str, str], timeout_s: float = 30) -> None:
+    """Delete ``topic`` if it exists and create it again, empty (deletion finishes asynchronously on the broker)."""
+    delete_topics(settings, [topic])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = KafkaAdminClient(**settings.kafka_client_config())
+        try:
+            if topic not in set(admin.list_topics()):
+                admin.create_topics([NewTopic(topic, partitions, settings.topic_replication_factor, topic_configs=configs)])
+                return
+        except TopicAlreadyExistsError:
+            pass  # still being deleted
+        finally:
+            admin.close()
+        if time.monotonic() > deadline:
+            raise FraudError(f"topic {topic} was still being deleted after {timeout_s:.0f}s")
+        time.sleep(0.5)

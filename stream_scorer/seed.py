@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 
 from fraud.events import Transaction
 from fraud.features import UserActivity
-from fraud.local_stack.kafka import recreate_topic
+from fraud.topics import recreate_topic
 from fraud.settings import Settings
 from stream_scorer.app import STATE_TABLE
 

@@ -18,7 +18,7 @@ def deploy(decision: dict, settings: Settings) -> str:
     """Record the rollout of a promoted version; say what happened either way."""
     if not decision["promoted"]:
         return f"nothing to deploy: {decision['reason']}"
-    from fraud.local_stack.predictor import reload_model
+    from fraud.serving import reload_model
 
     outcome = reload_model(settings)
     record = {"at": datetime.now(UTC).isoformat(), "model": settings.model_name, "version": decision["version"],

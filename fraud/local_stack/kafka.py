@@ -6,18 +6,18 @@ import base64
 import logging
 import shutil
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from fraud.errors import FraudError
 from fraud.local_stack import process
 from fraud.settings import Settings
+from fraud.topics import create_topics, delete_topics, recreate_topic  # noqa: F401 - the stack's topic set-up, kept importable here
 
 log = logging.getLogger(__name__)
 
@@ -174,35 +174,6 @@ class LocalKafka:
         return process.stop(self.files, self.settings.stack_stop_timeout_s)
 
 
-def create_topics(settings: Settings, topics: dict[str, int] | None = None, configs: dict[str, str] | None = None) -> list[str]:
-    """Create the topics that do not exist yet (default: the product's four); return those created."""
-    wanted = settings.topic_partitions if topics is None else topics
-    admin = KafkaAdminClient(**settings.kafka_client_config())
-    try:
-        existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, settings.topic_replication_factor, topic_configs=configs or {}) for name, partitions in wanted.items() if name not in existing]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # someone else created it in the meantime: fine
-        return [topic.name for topic in missing]
-    finally:
-        admin.close()
-
-
-def delete_topics(settings: Settings, topics: list[str]) -> None:
-    """Delete topics (benchmark and test scratch topics); missing ones are ignored."""
-    admin = KafkaAdminClient(**settings.kafka_client_config())
-    try:
-        existing = set(admin.list_topics())
-        doomed = [topic for topic in topics if topic in existing]
-        if doomed:
-            admin.delete_topics(doomed)
-    finally:
-        admin.close()
-
-
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64, never starting with '-' (as Kafka's own
     Uuid.randomUuid ensures: the storage tool would read such an id as an option and fail)."""
@@ -210,22 +181,3 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def recreate_topic(settings: Settings, topic: str, partitions: int, configs: dict[str, str], timeout_s: float = 30) -> None:
-    """Delete ``topic`` if it exists and create it again, empty (deletion finishes asynchronously on the broker)."""
-    delete_topics(settings, [topic])
-    deadline = time.monotonic() + timeout_s
-    while True:
-        admin = KafkaAdminClient(**settings.kafka_client_config())
-        try:
-            if topic not in set(admin.list_topics()):
-                admin.create_topics([NewTopic(topic, partitions, settings.topic_replication_factor, topic_configs=configs)])
-                return
-        except TopicAlreadyExistsError:
-            pass  # still being deleted
-        finally:
-            admin.close()
-        if time.monotonic() > deadline:
-            raise FraudError(f"topic {topic} was still being deleted after {timeout_s:.0f}s")
-        time.sleep(0.5)

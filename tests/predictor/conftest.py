@@ -8,52 +8,25 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import numpy as np
-import onnx
 import pandas as pd
 import pytest
-from onnx import TensorProto, helper
 
+from benchmarks.chaos_stack import register_tiny_model, tiny_model  # noqa: F401 - tiny_model: for the tests
 from fraud.features import FEATURE_NAMES
-from fraud.onnx_model import OnnxFraudModel, write_metadata
-from fraud.registry import EmbeddedRegistry
+from fraud.onnx_model import OnnxFraudModel
 from fraud.settings import Settings
-from fraud.storage import LocalArtifactStore
 from tests.conftest import free_port
 
 F = len(FEATURE_NAMES)
 ROWS = np.random.default_rng(0).normal(0, 3, (50, F)).astype(np.float32)
 
 
-def tiny_model(path: Path, seed: int) -> Path:
-    """A real ONNX graph with the product's interface: features [N, 14] FP32 -> sigmoid(x·w + b) [N, 1]."""
-    rng = np.random.default_rng(seed)
-    weights = helper.make_tensor("w", TensorProto.FLOAT, [F, 1], rng.normal(0, 0.1, F).astype(np.float32))
-    bias = helper.make_tensor("b", TensorProto.FLOAT, [1], [float(rng.normal())])
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "w"], ["z0"]), helper.make_node("Add", ["z0", "b"], ["z"]),
-         helper.make_node("Sigmoid", ["z"], ["score"])],
-        "tiny", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, F])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])], initializer=[weights, bias],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    write_metadata(path, {"feature_names": list(FEATURE_NAMES), "threshold": 0.5})
-    return path
-
-
 def register(settings: Settings, seed: int) -> str:
     """Register and promote a tiny model; return its version."""
-    registry = EmbeddedRegistry(settings.data_dir / "registry" / "registry.json")
-    path = tiny_model(settings.data_dir / f"tiny-{seed}.onnx", seed)
-    uri = LocalArtifactStore(settings.data_dir / "artifacts").put(path, f"tiny/{seed}/model.onnx")
-    version = registry.register(settings.model_name, uri, "onnx", "17", {"feature_names": list(FEATURE_NAMES)})
-    registry.promote(settings.model_name, version.version)
-    return version.version
+    return register_tiny_model(settings, seed)
 
 
 def direct(settings: Settings, version: int = 1) -> OnnxFraudModel:
