@@ -139,8 +139,6 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
         send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),
         metrics=metrics,
-        pause=lambda: app.consumer.pause_partitions(input_partitions()),
-        resume=lambda: app.consumer.resume_partitions(input_partitions()),
     )
     next_offsets: dict[int, int] = {}
 

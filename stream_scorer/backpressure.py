@@ -1,12 +1,19 @@
-"""Retry what meets a `TransientFault` until it succeeds, pausing consumption while it keeps failing.
+"""Retry what meets a `TransientFault` until it succeeds; consumption pauses while it keeps failing.
 
 This is the one retry policy of the worker (tenacity, exponential backoff):
 the first few failures are retried quickly, as a predictor restart or a broker
 leader change heals in well under a second; after ``retries`` failures the
-input partitions are paused, so the worker stops fetching what it cannot score,
-and the same work is retried at the longest backoff until it succeeds. Nothing
-is skipped and nothing is made up meanwhile. Any other exception passes through
-at once: it is not an outage, and waiting would not heal it.
+worker is *waiting* for the dependency (metrics, log, `fraud stack status`), and
+the same work is retried at the longest backoff until it succeeds. Nothing is
+skipped and nothing is made up meanwhile. Any other exception passes through at
+once: it is not an outage, and waiting would not heal it.
+
+Consumption pauses because the agent holds its batch: the stream's buffer
+(Faust's ``stream_buffer_maxsize``) fills and Faust stops fetching. Partitions
+are deliberately not paused through Faust's `pause_partitions`: records Faust had
+already fetched for a partition it pauses are skipped, and on resume it takes
+the skipped offsets for a gap and commits past them (records lost, see
+tests/reliability).
 """
 
 from __future__ import annotations
@@ -35,13 +42,13 @@ class Abandoned(BaseException):
 
 
 class Backpressure:
-    """Runs operations until they succeed; tells the consumer to pause and resume."""
+    """Runs operations until they succeed; ``on_wait(dependency)`` is told when the waiting starts."""
 
     def __init__(self, retries: int, backoff_max_s: float, metrics: ScorerMetrics,
-                 pause: Callable[[str], None], resume: Callable[[], None]) -> None:
-        self.retries, self.metrics, self._pause, self._resume = retries, metrics, pause, resume
+                 on_wait: Callable[[str], None] = lambda dependency: None) -> None:
+        self.retries, self.metrics, self._on_wait = retries, metrics, on_wait
         self._wait = wait_exponential(multiplier=min(0.05, backoff_max_s), max=backoff_max_s)
-        self.waiting_for: str | None = None  # the dependency consumption is paused for
+        self.waiting_for: str | None = None  # the dependency the worker waits for
         self._stopping = asyncio.Event()
 
     async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
@@ -59,7 +66,6 @@ class Backpressure:
             self.metrics.waiting_for.labels(self.waiting_for).set(0)
             self.metrics.paused.set(0)
             self.waiting_for = None
-            self._resume()
         return result
 
     def stop(self) -> None:
@@ -83,6 +89,6 @@ class Backpressure:
             self.metrics.paused.set(1)
             log.error("%s failed %d times (%s): consumption paused until it answers", dependency,
                       state.attempt_number, fault)
-            self._pause(dependency)
+            self._on_wait(dependency)
         elif self.waiting_for is None or state.attempt_number % 20 == 0:
             log.warning("%s (attempt %d, retrying)", fault, state.attempt_number)

@@ -16,7 +16,7 @@ Any other exception is met by `settle`: it splits the batch until the record tha
 raises is alone, and dead-letters it with the exception. The agent acks a batch's
 offsets only after `settle` returns.
 
-The Kafka and Faust specifics (sending, the table, pausing partitions) come in
+The Kafka and Faust specifics (sending, the table) come in
 as plain callables and a `UserStates`, so the unit tests can drive this class alone.
 """
 
@@ -94,15 +94,12 @@ class BatchScorer:
         send_scores: SendMany,
         send_dead_letters: SendMany,
         metrics: ScorerMetrics,
-        pause: Callable[[], None] = lambda: None,
-        resume: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.state, self.profiles, self.pusher, self.predictor = state, profiles, pusher, predictor
         self.send_scores, self.send_dead_letters, self.metrics = send_scores, send_dead_letters, metrics
-        self._pause = pause
         self.backpressure = Backpressure(settings.predictor_retries, settings.predictor_backoff_max_s, metrics,
-                                         pause=self._on_pause, resume=resume)
+                                         on_wait=self._on_wait)
         self.feature_names: list[str] | None = None  # the served model's column order, asked once
         self.limits = TransactionLimits.from_settings(settings)
 
@@ -218,7 +215,6 @@ class BatchScorer:
             log.info("skipped %d redelivered records that were scored already", len(valid) - len(fresh))
         return fresh
 
-    def _on_pause(self, dependency: str) -> None:
+    def _on_wait(self, dependency: str) -> None:
         if dependency == "predictor":
             self.feature_names = None  # the predictor may come back with another model
-        self._pause()

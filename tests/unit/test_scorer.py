@@ -52,7 +52,7 @@ class Harness:
         self.settings = Settings(_env_file=None, predictor_retries=2, predictor_backoff_max_s=0.01)
         self.fake = FakePredictor(down)
         self.state = DictStates()
-        self.sent_scores, self.sent_dead, self.pushed, self.profile_reads, self.events = [], [], [], [], []
+        self.sent_scores, self.sent_dead, self.pushed, self.profile_reads = [], [], [], []
         self.push_fails = push_fails
 
         async def read(users: list[str]) -> dict[str, UserProfile]:
@@ -77,8 +77,7 @@ class Harness:
             self.metrics.feast_push_failures.inc()
 
         self.scorer = BatchScorer(self.settings, self.state, ProfileCache(read, ttl_s=60), CoalescingPusher(push, push_failed),
-                                  client, send_scores, send_dead, self.metrics, pause=lambda: self.events.append("pause"),
-                                  resume=lambda: self.events.append("resume"))
+                                  client, send_scores, send_dead, self.metrics)
 
     def samples(self) -> dict[str, float]:
         return {sample.name + "".join(f"[{v}]" for v in sample.labels.values()): sample.value
@@ -158,7 +157,7 @@ def test_a_sick_predictor_is_retried_then_consumption_pauses_until_it_answers() 
     harness = Harness(down=5)  # retries=2: the third failure pauses, the sixth call succeeds
     outcome = harness.run([good(n) for n in range(3)])
     assert len(outcome.scores) == 3 and harness.fake.calls == 6
-    assert harness.events == ["pause", "resume"]
+    assert harness.samples()["fraud_scorer_waiting_for[predictor]"] == 0  # it waited, and no longer does
     assert harness.count("fraud_scorer_predictor_failures_total") == 5
     assert harness.samples()["fraud_scorer_consumption_paused"] == 0
 
@@ -171,7 +170,9 @@ def test_a_batch_without_an_answer_publishes_nothing_and_changes_no_state() -> N
 
     with pytest.raises(TimeoutError):
         asyncio.run(bounded())
-    assert harness.sent_scores == [] and harness.state == {} and harness.events == ["pause"]
+    assert harness.sent_scores == [] and harness.state == {}
+    assert harness.samples()["fraud_scorer_waiting_for[predictor]"] == 1
+    assert harness.samples()["fraud_scorer_consumption_paused"] == 1
 
 
 def test_a_failed_feast_push_does_not_hold_the_scores_back() -> None:
@@ -307,7 +308,8 @@ def test_rows_the_predictor_refuses_are_dead_lettered_and_the_rest_is_scored_wit
                for _, value, headers in harness.sent_dead}
     assert reasons == {"tx-test-3": "the predictor refused it: HTTP 400: amount 5000 is too large",
                        "tx-test-9": "the predictor refused it: HTTP 400: amount 5000 is too large"}
-    assert harness.events == [] and harness.count("fraud_scorer_rows_refused_total") == 2
+    assert "fraud_scorer_waiting_for[predictor]" not in harness.samples()
+    assert harness.count("fraud_scorer_rows_refused_total") == 2
     assert harness.count("fraud_scorer_predictor_failures_total") == 0
     # A refused transaction is no part of its user's history: user_3 saw only tx-test-10.
     assert UserActivity.from_dict(harness.state["user_3"]).count == 1
@@ -358,7 +360,9 @@ def test_transient_faults_of_feast_and_kafka_are_retried_in_place_and_pause_whil
     assert len(outcome.scores) == 3 and harness.sent_dead == []
     assert len(harness.sent_scores) == 3  # the failed send sent nothing; the retry sent each score once
     assert UserActivity.from_dict(harness.state["user_0"]).count == 1
-    assert harness.events == ["pause", "resume"]  # retries=2: the third Feast failure paused consumption
+    # retries=2: the third Feast failure made the worker wait for Feast; the sends' single failures did not
+    assert harness.samples()["fraud_scorer_waiting_for[feast]"] == 0
+    assert "fraud_scorer_waiting_for[kafka]" not in harness.samples()
     assert harness.count("fraud_scorer_dependency_failures_total[feast]") == 3
     assert harness.count("fraud_scorer_dependency_failures_total[kafka]") == 2
     assert harness.samples()["fraud_scorer_consumption_paused"] == 0
