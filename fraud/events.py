@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 TRANSACTION_TYPE = "fraud.transaction.v1"
 SCORE_TYPE = "fraud.score.v1"
+LABEL_TYPE = "fraud.label.v1"
+RETRAIN_TYPE = "fraud.retrain.requested.v1"
 # Older than this is a broken clock or a default (epoch 0), not a payment anyone can score.
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -143,6 +145,34 @@ class Score(_Event):
         return self
 
 
+LabelSource = Literal["chargeback", "confirmed", "cleared"]
+
+
+class Label(_Event):
+    """A confirmed outcome of one transaction, arriving hours to days after it (``fraud-labels``)."""
+
+    transaction_id: StrictText
+    user_id: UserId
+    is_fraud: StrictBool
+    source: LabelSource = Field(description="chargeback or confirmed (fraud), cleared (legit)")
+    reported_at: UtcTime
+
+    @model_validator(mode="after")
+    def _source_matches_outcome(self) -> Label:
+        if self.is_fraud == (self.source == "cleared"):
+            raise ValueError(f"source {self.source!r} contradicts is_fraud={self.is_fraud}")
+        return self
+
+
+class RetrainRequest(_Event):
+    """A request to retrain the model (``fraud-retrain``): by hand, or from the monitor with what fired it."""
+
+    reason: StrictText
+    metrics: dict[str, float] = Field(default_factory=dict, description="the figures that fired it, by name")
+    requested_at: UtcTime
+    requested_by: StrictText
+
+
 # A reason travels as a Kafka header beside the original bytes: a huge one must not make the dead letter too big to send.
 _MAX_REASON = 1000
 _MAX_INPUT_REPR = 100
@@ -161,8 +191,11 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-_EVENT_TYPES: dict[type[_Event], str] = {Transaction: TRANSACTION_TYPE, Score: SCORE_TYPE}
-EventT = TypeVar("EventT", Transaction, Score)
+_EVENT_TYPES: dict[type[_Event], str] = {Transaction: TRANSACTION_TYPE, Score: SCORE_TYPE, Label: LABEL_TYPE,
+                                         RetrainRequest: RETRAIN_TYPE}
+EventT = TypeVar("EventT", Transaction, Score, Label, RetrainRequest)
+Payload = Transaction | Score | Label | RetrainRequest
+RETRAIN_KEY = "retrain"  # every request on one partition, in order
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -180,22 +213,34 @@ def _rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def to_cloudevent(payload: Transaction | Score, source: str) -> CloudEvent:
+def _identity(payload: Payload) -> tuple[str, datetime, str]:
+    """The CloudEvent id, time and partition key (= subject) of a payload."""
+    if isinstance(payload, Transaction):
+        return payload.transaction_id, payload.event_time, payload.user_id
+    if isinstance(payload, Score):
+        return f"score-{payload.transaction_id}", payload.scored_at, payload.user_id
+    if isinstance(payload, Label):
+        return f"label-{payload.transaction_id}", payload.reported_at, payload.user_id
+    return f"retrain-{_rfc3339(payload.requested_at)}", payload.requested_at, RETRAIN_KEY
+
+
+def to_cloudevent(payload: Payload, source: str) -> CloudEvent:
     """Wrap an event payload in a CloudEvent whose id, time and partition key come from the payload."""
+    event_id, moment, key = _identity(payload)
     attributes = {
         "specversion": "1.0",
         "type": _EVENT_TYPES[type(payload)],
         "source": source,
-        "id": payload.transaction_id if isinstance(payload, Transaction) else f"score-{payload.transaction_id}",
-        "time": _rfc3339(payload.event_time if isinstance(payload, Transaction) else payload.scored_at),
-        "subject": payload.user_id,
+        "id": event_id,
+        "time": _rfc3339(moment),
+        "subject": key,
         "datacontenttype": "application/json",
-        "partitionkey": payload.user_id,
+        "partitionkey": key,
     }
     return CloudEvent(attributes, payload.model_dump(mode="json"))
 
 
-def to_kafka_message(payload: Transaction | Score, source: str) -> KafkaMessage:
+def to_kafka_message(payload: Payload, source: str) -> KafkaMessage:
     """Encode a payload as a structured-mode CloudEvent Kafka message (key = user id), with orjson."""
     return to_structured(to_cloudevent(payload, source), envelope_marshaller=orjson.dumps)
 
@@ -207,7 +252,7 @@ KafkaRecord = tuple[bytes, bytes, list[tuple[str, bytes]]]
 STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/cloudevents+json")]
 
 
-def encode(payload: Transaction | Score, source: str) -> KafkaRecord:
+def encode(payload: Payload, source: str) -> KafkaRecord:
     """(key, value, headers) of a payload, ready for any Kafka client's send()."""
     message = to_kafka_message(payload, source)
     key = message.key.encode() if isinstance(message.key, str) else message.key

@@ -53,10 +53,12 @@ class Settings(BaseSettings):
     topic_scores: str = "fraud-scores"
     topic_dlq: str = "transactions-dlq"
     topic_labels: str = "fraud-labels"
+    topic_retrain: str = Field("fraud-retrain", description="Retraining requests (fraud.retrain.requested.v1).")
     partitions_transactions: int = Field(6, ge=1)
     partitions_scores: int = Field(6, ge=1)
     partitions_dlq: int = Field(1, ge=1)
     partitions_labels: int = Field(3, ge=1)
+    partitions_retrain: int = Field(1, ge=1)
     topic_replication_factor: int = Field(1, ge=1, description="1 for the local broker; 3 on a real cluster.")
 
     # --- embedded local broker (`fraud stack up`) ------------------------------
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
                                           description="FRAUD_TRANSACTION_MAX_AMOUNT: a larger amount is dead-lettered by the worker.")
     transaction_max_future_s: float = Field(86_400.0, ge=0, le=366 * 86_400, description=(
         "FRAUD_TRANSACTION_MAX_FUTURE_S: how far ahead of the worker's clock an event_time may be (clock skew)."))
+
+    # --- labels (`fraud labels`, `fraud produce --labels`) -----------------------------------
+
+    # --- monitor and automatic retraining (`fraud monitor`) ------------------------------------
+
+    # --- retraining and redeploy (`fraud retrain`) ---------------------------------------------
 
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
@@ -209,6 +217,7 @@ class Settings(BaseSettings):
             self.topic_scores: self.partitions_scores,
             self.topic_dlq: self.partitions_dlq,
             self.topic_labels: self.partitions_labels,
+            self.topic_retrain: self.partitions_retrain,
         }
 
     def kafka_client_config(self) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def stream_settings(kafka_settings: Settings, tmp_path_factory: pytest.TempPathF
     settings = Settings(
         kafka_bootstrap=kafka_settings.kafka_bootstrap, data_dir=tmp_path_factory.mktemp("stream"), _env_file=None,
         topic_transactions=f"transactions-{suffix}", topic_scores=f"scores-{suffix}", topic_dlq=f"dlq-{suffix}",
-        topic_labels=f"labels-{suffix}", partitions_scores=3, scorer_app_id=f"scorer-{suffix}",
+        topic_labels=f"labels-{suffix}", topic_retrain=f"retrain-{suffix}", partitions_scores=3, scorer_app_id=f"scorer-{suffix}",
         predictor_port=free_port(), scorer_metrics_port=free_port(), predictor_backoff_max_s=0.5,
     )
     create_topics(settings)

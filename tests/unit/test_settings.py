@@ -16,7 +16,8 @@ def test_defaults_are_the_local_stack(tmp_path: Path) -> None:
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
     assert settings.kafka_security_protocol == "PLAINTEXT"
     assert settings.data_dir == Path.cwd() / "data"
-    assert settings.topic_partitions == {"transactions": 6, "fraud-scores": 6, "transactions-dlq": 1, "fraud-labels": 3}
+    assert settings.topic_partitions == {"transactions": 6, "fraud-scores": 6, "transactions-dlq": 1, "fraud-labels": 3,
+                                       "fraud-retrain": 1}
 
 
 def test_environment_with_prefix_moves_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
