@@ -279,6 +279,31 @@ def produce(
         raise FraudError(f"{report.failed} deliveries failed, {report.rejected} rows rejected" + (f": {reasons}" if reasons else ""))
 
 
+@app.command()
+def labels(
+    dataset: Annotated[Path, typer.Option(help=(
+        "Outcomes (Parquet/CSV/JSON Lines with transaction_id, user_id, is_fraud[, source, reported_at]), or a "
+        "generated dataset whose `fraud` column is the ground truth: then labels get realistic delays."))],
+    seed: Annotated[int, typer.Option(help="Ground truth: random seed of the delays and of which legit ones are cleared.")] = 0,
+) -> None:
+    """Publish confirmed outcomes (fraud.label.v1) to fraud-labels, for the monitor and for retraining."""
+    from producers.labels import LabelDelays, LabelSource
+    from producers.publisher import publish
+
+    settings = load_settings()
+    source = LabelSource(dataset, LabelDelays.from_settings(settings), seed)
+    topic = settings.topic_labels
+    with _progress() as bar:
+        task = bar.add_task(f"publishing to {topic}", total=None)
+        report = publish(source, settings.model_copy(update={"event_source": settings.label_source}), topic=topic,
+                         rate=0, progress=_Advance(bar, task))
+    out.print(f"delivered {report.delivered:,}  failed {report.failed:,}  rejected {report.rejected:,}  "
+              f"in {report.seconds:.1f}s to {topic}")
+    if report.failed or report.rejected:
+        reasons = "; ".join(report.errors)
+        raise FraudError(f"{report.failed} deliveries failed, {report.rejected} rows rejected" + (f": {reasons}" if reasons else ""))
+
+
 # --- scores -----------------------------------------------------------------------------------
 @app.command()
 def scores(

@@ -120,7 +120,14 @@ class Settings(BaseSettings):
     transaction_max_future_s: float = Field(86_400.0, ge=0, le=366 * 86_400, description=(
         "FRAUD_TRANSACTION_MAX_FUTURE_S: how far ahead of the worker's clock an event_time may be (clock skew)."))
 
-    # --- labels (`fraud labels`, `fraud produce --labels`) -----------------------------------
+    # --- labels (`fraud labels`) -----------------------------------------------------------------
+    label_delay_median_s: float = Field(2 * 86_400.0, gt=0, description=(
+        "FRAUD_LABEL_DELAY_MEDIAN_S: median time from a fraud to its chargeback or confirmation (ground-truth replays)."))
+    label_delay_spread: float = Field(0.8, ge=0, description="FRAUD_LABEL_DELAY_SPREAD: sigma of the log-normal delay.")
+    label_delay_max_s: float = Field(60 * 86_400.0, gt=0, description="FRAUD_LABEL_DELAY_MAX_S: the longest delay drawn.")
+    label_cleared_share: float = Field(0.2, ge=0, le=1, description=(
+        "FRAUD_LABEL_CLEARED_SHARE: share of legitimate transactions that get a 'cleared' label; the rest get none."))
+    label_source: str = Field("fraud.labels", description="CloudEvents `source` of label events.")
 
     # --- monitor and automatic retraining (`fraud monitor`) ------------------------------------
 

@@ -26,34 +26,35 @@ class RejectedRow:
     reason: str
 
 
-def _open(path: Path) -> ds.Dataset:
+def open_dataset(path: Path, required: list[str]) -> ds.Dataset:
+    """The file (or Parquet folder) as a pyarrow dataset; a one-line error if it is missing, unknown or lacks a column."""
     if not path.exists():
         raise FraudError(f"dataset {path} does not exist")
     suffix = path.suffix.lower() if path.is_file() else ".parquet"  # a folder is a parquet dataset
     if suffix not in _FORMATS:
         raise FraudError(f"dataset {path}: unknown format {suffix!r}; use .parquet, .csv or .jsonl")
     dataset = ds.dataset(path, format=_FORMATS[suffix])
-    missing = [name for name in _FIELDS if name not in dataset.schema.names]
+    missing = [name for name in required if name not in dataset.schema.names]
     if missing:
         raise FraudError(f"dataset {path} lacks column(s): {', '.join(missing)}")
     return dataset
 
 
-def _utc(batch: pa.RecordBatch) -> pa.RecordBatch:
+def as_utc(batch: pa.RecordBatch, name: str = "event_time") -> pa.RecordBatch:
     """Read naive timestamps as UTC, the convention of every dataset this product writes."""
-    column = batch.column("event_time")
+    column = batch.column(name)
     if pa.types.is_timestamp(column.type) and column.type.tz is None:
         column = pc.assume_timezone(column, "UTC")
-        batch = batch.set_column(batch.schema.get_field_index("event_time"), "event_time", column)
+        batch = batch.set_column(batch.schema.get_field_index(name), name, column)
     return batch
 
 
 def read_transactions(path: Path, limit: int | None = None) -> Iterator[Transaction | RejectedRow]:
     """Yield each row as a Transaction, or a RejectedRow saying why it is not one."""
-    dataset = _open(path)
+    dataset = open_dataset(path, _FIELDS)
     row_number = 0
     for batch in dataset.to_batches(columns=_FIELDS, batch_size=8192):
-        for row in _utc(batch).to_pylist():
+        for row in as_utc(batch).to_pylist():
             if limit is not None and row_number >= limit:
                 return
             try:

@@ -123,6 +123,8 @@ def publish(
                 for row in chunk.rejected:
                     report.rejected += 1
                     log.warning("row %d rejected: %s", row.row, row.reason)
+                    if len(report.errors) < 5:
+                        report.errors.append(f"row {row.row}: {row.reason}")
                 sent = []
                 for key, value, headers in chunk.messages:
                     sent.append(producer.send(topic, key=key, value=value, headers=headers))
