@@ -1,0 +1,127 @@
+"""The monitor's windowed figures equal scikit-learn's on the same joined rows; the trigger's cooldown and single flight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_score, recall_score
+
+from fraud.drift import SCORE, Reference
+from fraud.events import Label, Score
+from monitor.quality import Join, Quality, QualityWindow, ServedWindow
+from monitor.trigger import RetrainTrigger, TriggerRules
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def score(i: int, value: float, threshold: float = 0.5, version: str = "1", amount: float = 10.0) -> Score:
+    return Score(transaction_id=f"tx-{i}", user_id=f"user_{i % 7}", event_time=T0 + timedelta(seconds=i), score=value,
+                 decision="fraud" if value >= threshold else "legit", threshold=threshold, model_name="m",
+                 model_version=version, scored_at=T0 + timedelta(seconds=i), latency_ms=1.0, features={"amount": amount})
+
+
+def label(i: int, is_fraud: bool) -> Label:
+    return Label(transaction_id=f"tx-{i}", user_id=f"user_{i % 7}", is_fraud=is_fraud,
+                 source="chargeback" if is_fraud else "cleared", reported_at=T0 + timedelta(days=1))
+
+
+def test_windowed_quality_equals_sklearn_on_the_same_joined_rows() -> None:
+    rng = np.random.default_rng(5)
+    n, window = 3_000, 1_000
+    truth = rng.random(n) < 0.1
+    values = np.clip(np.where(truth, rng.beta(4, 2, n), rng.beta(2, 4, n)), 0, 1)
+    labelled = rng.random(n) < 0.8  # some labels never come
+    label_first = rng.random(n) < 0.3  # and some come before their score
+    join, quality_window = Join(ttl_s=1e9), QualityWindow(window)
+    joined = []
+    for i in range(n):
+        events = [("label", label(i, bool(truth[i])))] if labelled[i] else []
+        events.insert(0 if label_first[i] else len(events), ("score", score(i, float(values[i]))))
+        for kind, event in events:
+            pair = join.add_label(event, i) if kind == "label" else join.add_score(event, i)
+            if pair is not None:
+                quality_window.add(pair)
+                joined.append(i)
+    assert join.waiting == (~labelled).sum()  # only the scores that never got a label still wait
+    last = np.array(joined[-window:])
+    y, s = truth[last], values[last]
+    got = quality_window.quality()
+    assert got.labels == window and got.frauds == y.sum()
+    assert got.pr_auc == average_precision_score(y, s)
+    assert got.precision == precision_score(y, s >= 0.5)
+    assert got.recall == recall_score(y, s >= 0.5)
+
+
+def test_the_join_forgets_what_waited_longer_than_its_ttl_and_stays_bounded() -> None:
+    join = Join(ttl_s=100, max_waiting=50)
+    join.add_score(score(1, 0.9), now=0)
+    assert join.add_label(label(1, True), now=50) is not None
+    join.add_score(score(2, 0.9), now=0)
+    join.add_label(label(3, True), now=200)  # tx-2's score has waited 200 s by now: gone
+    assert join.add_label(label(2, True), now=201) is None
+    for i in range(100, 300):
+        join.add_score(score(i, 0.1), now=300)
+    assert join.waiting <= 50 + 2
+
+
+def test_a_window_without_both_classes_has_no_pr_auc() -> None:
+    window = QualityWindow(10)
+    window.add(_pair(1, 0.2, False))
+    window.add(_pair(2, 0.7, False))
+    assert window.quality() == Quality(labels=2, frauds=0, precision=None, recall=None, pr_auc=None)
+    window.add(_pair(3, 0.9, True))
+    assert window.quality().pr_auc == 1.0
+
+
+def _pair(i: int, value: float, is_fraud: bool):
+    join = Join(1e9)
+    join.add_score(score(i, value), 0)
+    return join.add_label(label(i, is_fraud), 1)
+
+
+def test_served_window_psi_is_small_for_the_training_population_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(2)
+    reference = Reference.from_samples({"amount": rng.lognormal(3, 1, 20_000), SCORE: rng.beta(1, 20, 20_000)})
+    same, shifted = ServedWindow(2_000), ServedWindow(2_000)
+    for i in range(2_000):
+        same.add(score(i, float(rng.beta(1, 20)), amount=float(rng.lognormal(3, 1))))
+        shifted.add(score(i, float(rng.beta(3, 10)), amount=float(rng.lognormal(1, 1))))
+    assert max(same.psi(reference).values()) < 0.05
+    assert min(shifted.psi(reference).values()) > 0.25
+    assert same.alert_rate() == 0.0 or same.alert_rate() < 0.01
+
+
+BAD = Quality(labels=1_000, frauds=50, precision=0.2, recall=0.1, pr_auc=0.2)
+GOOD = Quality(labels=1_000, frauds=50, precision=0.9, recall=0.8, pr_auc=0.85)
+
+
+def test_low_quality_requests_once_then_waits_for_a_new_version() -> None:
+    trigger = RetrainTrigger(TriggerRules(min_labels=500, min_pr_auc=0.5, cooldown_s=60, timeout_s=1_000))
+    first = trigger.check(BAD, {}, serving="1", now=0)
+    assert first is not None and "PR-AUC 0.200" in first.reason and first.metrics["pr_auc"] == 0.2
+    assert first.requested_by == "monitor"
+    assert trigger.check(BAD, {}, serving="1", now=120) is None  # past the cooldown, but the run is in flight
+    assert trigger.check(BAD, {}, serving="2", now=130) is not None  # v2 serves and is bad too: ask again
+
+
+def test_the_cooldown_holds_even_after_the_new_version_serves() -> None:
+    trigger = RetrainTrigger(TriggerRules(min_pr_auc=0.5, cooldown_s=600, timeout_s=1_000))
+    assert trigger.check(BAD, {}, serving="1", now=0) is not None
+    assert trigger.check(BAD, {}, serving="2", now=100) is None
+    assert trigger.check(BAD, {}, serving="2", now=601) is not None
+
+
+def test_a_run_that_never_deploys_frees_the_flight_after_its_timeout() -> None:
+    trigger = RetrainTrigger(TriggerRules(min_pr_auc=0.5, cooldown_s=10, timeout_s=300))
+    assert trigger.check(BAD, {}, serving="1", now=0) is not None
+    assert trigger.check(BAD, {}, serving="1", now=299) is None and trigger.in_flight
+    assert trigger.check(BAD, {}, serving="1", now=301) is not None
+
+
+def test_drift_fires_on_the_largest_psi_and_too_few_labels_do_not_fire() -> None:
+    trigger = RetrainTrigger(TriggerRules(min_labels=500, min_pr_auc=0.5, max_psi=0.25))
+    assert trigger.check(Quality(100, 5, 0.1, 0.1, 0.1), {"amount": 0.1}, serving="1", now=0) is None
+    assert trigger.check(GOOD, {"amount": 0.1, SCORE: 0.2}, serving="1", now=0) is None
+    request = trigger.check(GOOD, {"amount": 0.4, SCORE: 0.3}, serving="1", now=1)
+    assert request is not None and request.reason.startswith("PSI of amount is 0.400")
