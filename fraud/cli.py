@@ -344,6 +344,22 @@ def worker(
 
 # --- demo -------------------------------------------------------------------------------------
 @app.command()
+def monitor(
+    watch: Annotated[bool, typer.Option("--watch", help="Show the running monitor's figures live instead of running one.")] = False,
+) -> None:
+    """Live quality and drift (scores joined with labels, PSI against the training reference); requests retraining."""
+    settings = load_settings()
+    if not watch:
+        from monitor.worker import run_monitor
+
+        run_monitor(settings)
+        return
+    from fraud.monitor_view import watch_monitor
+
+    watch_monitor(settings, out)
+
+
+@app.command()
 def demo(
     users: Annotated[int, typer.Option(min=100, help="Users to generate and train on.")] = 50_000,
     days: Annotated[int, typer.Option(min=2, help="Days of history before the replayed day.")] = 30,

@@ -130,6 +130,21 @@ class Settings(BaseSettings):
     label_source: str = Field("fraud.labels", description="CloudEvents `source` of label events.")
 
     # --- monitor and automatic retraining (`fraud monitor`) ------------------------------------
+    monitor_app_id: str = Field("fraud-monitor", pattern=r"^[A-Za-z0-9._-]+$", description="FRAUD_MONITOR_APP_ID: its consumer group.")
+    monitor_metrics_host: str = "127.0.0.1"
+    monitor_metrics_port: int = Field(9109, ge=1, le=65535, description="FRAUD_MONITOR_METRICS_PORT: Prometheus /metrics of the monitor.")
+    monitor_window: int = Field(2_000, ge=10, description="FRAUD_MONITOR_WINDOW: labelled transactions the quality figures cover.")
+    monitor_score_window: int = Field(5_000, ge=10, description="FRAUD_MONITOR_SCORE_WINDOW: latest scores for alert rate and PSI.")
+    monitor_join_ttl_s: float = Field(30 * 86_400.0, gt=0, description=(
+        "FRAUD_MONITOR_JOIN_TTL_S: how long a score waits for its label (and a label for its score)."))
+    monitor_min_labels: int = Field(500, ge=1, description="FRAUD_MONITOR_MIN_LABELS: fewer labelled than this never trigger.")
+    monitor_min_pr_auc: float = Field(0.5, ge=0, le=1, description="FRAUD_MONITOR_MIN_PR_AUC: retrain when the window falls below.")
+    monitor_max_psi: float = Field(0.25, gt=0, description="FRAUD_MONITOR_MAX_PSI: retrain when a feature's or the score's PSI rises above.")
+    monitor_retrain_cooldown_s: float = Field(1_800.0, ge=0, description="FRAUD_MONITOR_RETRAIN_COOLDOWN_S: least time between two requests.")
+    monitor_retrain_timeout_s: float = Field(3_600.0, gt=0, description=(
+        "FRAUD_MONITOR_RETRAIN_TIMEOUT_S: a request with no new model serving by then no longer counts as in flight."))
+    monitor_refresh_s: float = Field(1.0, gt=0, description="FRAUD_MONITOR_REFRESH_S: how often metrics and the trigger are updated.")
+    monitor_source: str = Field("fraud.monitor", description="CloudEvents `source` of retraining requests.")
 
     # --- retraining and redeploy (`fraud retrain`) ---------------------------------------------
 

@@ -50,6 +50,10 @@ class RetrainTrigger:
         self.version_at_request = serving
         return RetrainRequest(reason=reason, metrics=figures, requested_at=datetime.now(UTC), requested_by="monitor")
 
+    def withdraw(self) -> None:
+        """The last request never went out: forget it, so the next check may ask again."""
+        self.last_request_at = self.in_flight_since = self.version_at_request = None
+
     @property
     def in_flight(self) -> bool:
         return self.in_flight_since is not None

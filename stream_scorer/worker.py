@@ -18,7 +18,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it stops gracefully and leaves the group;
     offsets acked since its last periodic commit come again to the next worker, which skips what it had scored)."""
     host, port = settings.scorer_metrics_host, settings.scorer_metrics_port
-    if _taken(host, port):
+    if port_taken(host, port):
         raise FraudError(f"{host}:{port} is taken (another worker?); set FRAUD_SCORER_METRICS_PORT")
     scorer = build_app(settings)
     scorer.metrics.serve(host, port)
@@ -28,7 +28,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     worker.execute_from_commandline()
 
 
-def _taken(host: str, port: int) -> bool:
+def port_taken(host: str, port: int) -> bool:
     """True if something else already listens on host:port (binding tells, without connecting to it)."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the metrics server binds: TIME_WAIT is free

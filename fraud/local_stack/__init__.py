@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fraud.local_stack.kafka import LocalKafka, create_topics
+from fraud.local_stack.monitor import LocalMonitor
 from fraud.local_stack.predictor import LocalPredictor
 from fraud.local_stack.worker import LocalWorker
 from fraud.settings import Settings
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def stack_up(settings: Settings) -> dict[str, str]:
-    """Start every local service that is not running yet (Kafka, the predictor, the worker), create the topics."""
+    """Start every local service that is not running yet (Kafka, the predictor, the worker, the monitor), create the topics."""
     broker = LocalKafka(settings)
     kafka = broker.start()
     created = create_topics(settings)
@@ -21,20 +22,23 @@ def stack_up(settings: Settings) -> dict[str, str]:
         log.info("created topics: %s", ", ".join(created))
     predictor = LocalPredictor(settings).start()
     worker = LocalWorker(settings).start()
-    return {"kafka": kafka.describe(), "predictor": predictor.describe(), "worker": worker.describe()}
+    monitor = LocalMonitor(settings).start()
+    return {"kafka": kafka.describe(), "predictor": predictor.describe(), "worker": worker.describe(),
+            "monitor": monitor.describe()}
 
 
 def stack_down(settings: Settings) -> dict[str, str]:
     """Stop the services `stack_up` started, last started first."""
+    monitor = LocalMonitor(settings).stop()
     worker = LocalWorker(settings).stop()
     predictor = LocalPredictor(settings).stop()
     kafka = LocalKafka(settings).stop()
     not_ours = "was not running (started by this stack)"
-    return {"worker": "stopped" if worker else not_ours, "predictor": "stopped" if predictor else not_ours,
-            "kafka": "stopped" if kafka else not_ours}
+    return {"monitor": "stopped" if monitor else not_ours, "worker": "stopped" if worker else not_ours,
+            "predictor": "stopped" if predictor else not_ours, "kafka": "stopped" if kafka else not_ours}
 
 
 def stack_status(settings: Settings) -> dict[str, str]:
     """One line of status per service."""
     return {"kafka": LocalKafka(settings).status().describe(), "predictor": LocalPredictor(settings).status().describe(),
-            "worker": LocalWorker(settings).status().describe()}
+            "worker": LocalWorker(settings).status().describe(), "monitor": LocalMonitor(settings).status().describe()}

@@ -6,34 +6,17 @@ import logging
 import sys
 from dataclasses import dataclass
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from fraud.errors import FraudError
 from fraud.local_stack import process
+from fraud.prometheus import read_metrics
 from fraud.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
 
 
 def scrape(settings: Settings, timeout_s: float = 2.0) -> dict[str, float] | None:
-    """The worker's Prometheus metrics, or None if it does not answer.
-
-    Keys are sample names (labelled series summed), and ``name:value`` for each
-    series of a one-label metric, e.g. ``fraud_scorer_waiting_for:predictor``.
-    """
-    url = f"http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}/metrics"
-    try:
-        text = httpx.get(url, timeout=timeout_s).text
-    except httpx.HTTPError:
-        return None
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
-            if len(sample.labels) == 1:
-                values[f"{sample.name}:{next(iter(sample.labels.values()))}"] = sample.value
-    return values
+    """The worker's Prometheus metrics (`fraud.prometheus.read_metrics`), or None if it does not answer."""
+    return read_metrics(f"http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}/metrics", timeout_s)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
+from fraud import prometheus
 from fraud.local_stack import worker as local_worker
 from fraud.local_stack.worker import WorkerStatus
 from stream_scorer.metrics import ScorerMetrics
@@ -20,7 +21,7 @@ def _scraped(metrics: ScorerMetrics, monkeypatch) -> dict[str, float]:
     class Answer:
         text = generate_latest(metrics.registry).decode()
 
-    monkeypatch.setattr(local_worker.httpx, "get", lambda url, timeout: Answer())
+    monkeypatch.setattr(prometheus.httpx, "get", lambda url, timeout: Answer())
     return local_worker.scrape(_Settings())
 
 

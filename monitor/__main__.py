@@ -1,0 +1,3 @@
+from monitor.worker import main
+
+main()
