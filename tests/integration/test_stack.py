@@ -24,7 +24,8 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
     env.update(FRAUD_DATA_DIR=str(tmp_path / "data"), FRAUD_CACHE_DIR=str(REPO / ".cache"),
                FRAUD_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}", FRAUD_KAFKA_CONTROLLER_PORT=str(free_port()),
-               FRAUD_PREDICTOR_PORT=str(free_port()), FRAUD_SCORER_METRICS_PORT=str(free_port()))
+               FRAUD_PREDICTOR_PORT=str(free_port()), FRAUD_SCORER_METRICS_PORT=str(free_port()),
+               FRAUD_MONITOR_METRICS_PORT=str(free_port()))
     return env
 
 
@@ -35,6 +36,7 @@ def test_up_produce_down_from_a_shell(stack_env: dict[str, str]) -> None:
         assert "running (PID" in up.stdout
         assert "NOT ready: no model loaded yet" in up.stdout  # the predictor is up, honestly not ready
         assert "worker     running (PID" in up.stdout
+        assert "monitor    running (PID" in up.stdout
         pid = up.stdout.split("PID ")[1].split(")")[0]
 
         again = fraud("stack", "up", env=stack_env)  # idempotent: reuses the running broker
@@ -45,8 +47,8 @@ def test_up_produce_down_from_a_shell(stack_env: dict[str, str]) -> None:
             described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics()}
         finally:
             admin.close()
-        assert {k: described.get(k) for k in ("transactions", "fraud-scores", "transactions-dlq", "fraud-labels")} == {
-            "transactions": 6, "fraud-scores": 6, "transactions-dlq": 1, "fraud-labels": 3}
+        assert {k: described.get(k) for k in ("transactions", "fraud-scores", "transactions-dlq", "fraud-labels", "fraud-retrain")} == {
+            "transactions": 6, "fraud-scores": 6, "transactions-dlq": 1, "fraud-labels": 3, "fraud-retrain": 1}
 
         produced = fraud("produce", "--count", "10000", "--rate", "0", env=stack_env)
         assert produced.returncode == 0, produced.stderr
@@ -63,6 +65,7 @@ def test_up_produce_down_from_a_shell(stack_env: dict[str, str]) -> None:
     assert not pid_alive(int(pid))
     status = fraud("stack", "status", env=stack_env)
     assert "kafka      stopped" in status.stdout and "worker     stopped" in status.stdout
+    assert "monitor    stopped" in status.stdout
     assert (Path(stack_env["FRAUD_DATA_DIR"]) / "run" / "kafka.log").stat().st_size > 0  # logs under the data dir
 
 
