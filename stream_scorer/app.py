@@ -17,6 +17,7 @@ import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
@@ -25,6 +26,7 @@ from stream_scorer.batch import Record
 from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
+from stream_scorer.offsets import OffsetGuard
 from stream_scorer.predictor_client import PredictorClient
 from stream_scorer.scorer import BatchScorer
 
@@ -141,11 +143,19 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         metrics=metrics,
     )
     next_offsets: dict[int, int] = {}
+    guard = OffsetGuard()
 
     @app.agent(transactions, name="score-transactions")
     async def score_transactions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
-            records = [to_record(event) for event in events]
+            guarded = guard.sort([to_record(event) for event in events], app.consumer_generation_id)
+            if guarded.held:
+                held = {(record.partition, record.offset) for record in guarded.held}
+                hold_back([event for event in events if (event.message.partition, event.message.offset) in held])
+                await read_again(app, settings.topic_transactions, guarded.seeks)
+            records = guarded.in_order
+            if not records:
+                continue
             try:
                 await scorer.settle(records)
             except Abandoned:  # the worker stops while the batch waits for a dependency
@@ -251,6 +261,22 @@ def hold_back(events: Sequence[faust.types.EventT]) -> None:
     """
     for event in events:
         event.message.acked = True
+
+
+async def read_again(app: faust.App, topic: str, seeks: dict[int, int]) -> None:
+    """Seek partitions back to the first offset Faust skipped, and take those offsets out of its gaps.
+
+    Faust counts an offset inside a "gap" as done when it commits; the skipped
+    records must not be, until they have an outcome. `_gap` is Faust's private
+    interval tree of such offsets; there is no public way to correct it.
+    """
+    for partition, offset in seeks.items():
+        tp = TP(topic, partition)
+        log.warning("partition %d: Faust skipped records from offset %d on; reading them again", partition, offset)
+        gaps = app.consumer._gap.get(tp)
+        if gaps:
+            gaps.chop(offset, 2**63)
+        await app.consumer.seek(tp, offset)
 
 
 def hold_back_in_flight(app: faust.App) -> None:
