@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from fraud.features import FEATURE_NAMES
-from fraud.onnx_model import OnnxFraudModel
+from fraud.drift import REFERENCE_KEY, SCORE, Reference
+from fraud.onnx_model import OnnxFraudModel, write_metadata
 from fraud.settings import Settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -104,6 +105,7 @@ def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings
     log.info("trained %d epochs, best valid PR-AUC %.4f", len(history.history["loss"]), best)
 
     export_onnx(model, onnx_path)
+    save_reference(onnx_path, x_train, OnnxFraudModel(onnx_path).predict(x_valid))
     x_test, _ = _xy(test)
     keras_scores = model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
     onnx_scores = OnnxFraudModel(onnx_path).predict(x_test)
@@ -111,6 +113,16 @@ def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings
     if max_diff > 1e-5:
         raise RuntimeError(f"ONNX and Keras disagree by {max_diff:.2e} on the test split (limit 1e-5)")
     return TrainResult(onnx_path, len(history.history["loss"]), best, max_diff)
+
+
+def save_reference(onnx_path: Path, train_features: np.ndarray, valid_scores: np.ndarray) -> None:
+    """The drift reference, inside the ONNX file: each feature as trained on, and the scores on held-out valid rows.
+
+    Scores on the rows the model was fitted to would be overconfident; valid is the
+    nearest thing to the traffic it will serve. The live monitor compares with these (PSI).
+    """
+    columns = {name: train_features[:, i] for i, name in enumerate(FEATURE_NAMES)} | {SCORE: valid_scores}
+    write_metadata(onnx_path, {REFERENCE_KEY: Reference.from_samples(columns).model_dump_json()})
 
 
 def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ import onnx
 import pandas as pd
 import pytest
 
+from fraud.drift import REFERENCE_KEY, SCORE, Reference
 from fraud.features import FEATURE_NAMES
 from fraud.onnx_model import OnnxFraudModel
 from fraud.registry import EmbeddedRegistry
@@ -63,6 +64,10 @@ def test_a_clean_run_trains_registers_v1_as_production_and_reports(first_run) ->
     assert {"pr_auc", "roc_auc", "precision", "recall", "baseline_pr_auc"} <= set(described["metrics"])
     assert described["train_window"]["start"] < described["train_window"]["end"]
     assert described["metrics"]["pr_auc"] > 0.3  # far above the ~1% base rate: it learned something
+    reference = Reference.model_validate_json(model.metadata[REFERENCE_KEY])  # what the monitor's PSI compares with
+    assert set(reference.histograms) == {*FEATURE_NAMES, SCORE} and reference.rows > 1000
+    train = pd.read_parquet(data_dir / "training" / "train.parquet")
+    assert max(reference.psi({name: train[name].to_numpy() for name in FEATURE_NAMES}).values()) < 1e-3
 
     report = (data_dir / "reports" / "latest.html").read_text()
     assert "<img alt='precision-recall curves' src='data:image/png;base64," in report
