@@ -8,7 +8,6 @@ code, never in a traceback; ``--verbose`` shows the details.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -165,32 +164,69 @@ def pipeline_run(
     users: Annotated[int | None, typer.Option(min=100, help="Users to generate when the data dir has no data. [default: FRAUD_PIPELINE_USERS]")] = None,
 ) -> None:
     """Run the whole training pipeline locally (kfp.local, one process per step) and say what it decided."""
-    import json
-    import uuid
+    _run_pipeline(load_settings(), users)
 
-    from training_pipeline.pipeline import run_locally
+
+def _run_pipeline(settings: Settings, users: int | None) -> None:
+    from training_pipeline.retrain import run_local
     from training_pipeline.steps import pipeline_dir
 
-    settings = load_settings()
-    run_id = uuid.uuid4().hex[:12]
-    log_path = pipeline_dir(settings) / "runs" / f"{run_id}.log"
-    _print(f"running the training pipeline locally (prep, features, training data, train, evaluate, register, deploy); "
-           f"its log: {log_path}")
+    _print("running the training pipeline locally (prep, features, training data, train, evaluate, register, deploy); "
+           f"its log: {pipeline_dir(settings) / 'runs'}")
     try:
-        message = run_locally(settings.data_dir, users or settings.pipeline_users, run_id, log_path)
-    except Exception as error:  # the runner raises its own types; the log has the step's traceback
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:]) if log_path.exists() else ""
-        print(tail, file=sys.stderr)
-        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the runner colours its messages
-        raise FraudError(f"the pipeline failed ({reason}); full log: {log_path}") from error
-    timings = [json.loads(line) for line in (pipeline_dir(settings) / "timings.jsonl").read_text().splitlines()]
-    steps = {t["step"]: t["seconds"] for t in timings if t["run"] == run_id}
-    _print("step timings: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items())
-           + f" (total {sum(steps.values()):.1f}s)")
-    decision = json.loads((pipeline_dir(settings) / "last_decision.json").read_text())
-    _print(decision["reason"])
-    _print(message)
+        outcome = run_local(settings, users)
+    except FraudError as error:
+        log_tail = _log_tail(str(error).rsplit("full log: ", 1)[-1])
+        if log_tail:
+            print(log_tail, file=sys.stderr)
+        raise
+    _print("step timings: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in outcome.step_seconds.items())
+           + f" (total {sum(outcome.step_seconds.values()):.1f}s)")
+    _print(outcome.decision)
+    _print(outcome.deployed)
     _print(f"report: {settings.data_dir / 'reports' / 'latest.html'}")
+
+
+def _log_tail(path: str, lines: int = 25) -> str:
+    log_path = Path(path)
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:]) if log_path.is_file() else ""
+
+
+@app.command()
+def retrain(
+    reason: Annotated[str, typer.Option(help="Why (recorded with a request).")] = "by hand",
+    request: Annotated[bool, typer.Option("--request", help="Publish a retraining request to fraud-retrain instead of running.")] = False,
+    listen: Annotated[bool, typer.Option("--listen", help="Run the pipeline for each request on fraud-retrain (one at a time).")] = False,
+    users: Annotated[int | None, typer.Option(min=100, help="Users to generate when the data dir has no data.")] = None,
+) -> None:
+    """Retrain: run the training pipeline now, ask for a run (--request), or serve requests (--listen)."""
+    settings = load_settings()
+    if request:
+        _publish_retrain_request(settings, reason)
+    elif listen:
+        from training_pipeline.retrain import listen as serve_requests, outcome_line, run_local
+
+        serve_requests(settings, lambda asked: outcome_line(run_local(settings, users)))
+    else:
+        _run_pipeline(settings, users)
+
+
+def _publish_retrain_request(settings: Settings, reason: str) -> None:
+    from datetime import UTC
+
+    from fraud.events import RetrainRequest, encode
+    from producers.publisher import make_producer
+
+    asked = RetrainRequest(reason=reason, requested_at=datetime.now(UTC), requested_by="cli")
+    key, value, headers = encode(asked, settings.event_source)
+    producer = make_producer(settings)
+    try:
+        producer.send(settings.topic_retrain, key=key, value=value, headers=headers).get(timeout=30)
+    except Exception as error:  # noqa: BLE001 - kafka-python's errors and its timeout
+        raise FraudError(f"could not publish the request to {settings.topic_retrain}: {error}") from error
+    finally:
+        producer.close()
+    _print(f"retraining requested on {settings.topic_retrain} ({reason}); `fraud stack up` runs a listener that starts it")
 
 
 @pipeline_app.command("compile")

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     monitor_source: str = Field("fraud.monitor", description="CloudEvents `source` of retraining requests.")
 
     # --- retraining and redeploy (`fraud retrain`) ---------------------------------------------
+    retrain_group: str = Field("fraud-retrainer", description="FRAUD_RETRAIN_GROUP: consumer group of `fraud retrain --listen`.")
+    retrain_max_run_s: float = Field(3_600.0, gt=0, description=(
+        "FRAUD_RETRAIN_MAX_RUN_S: longest pipeline run the listener waits out before Kafka takes it for dead."))
 
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")

@@ -37,6 +37,7 @@ def test_up_produce_down_from_a_shell(stack_env: dict[str, str]) -> None:
         assert "NOT ready: no model loaded yet" in up.stdout  # the predictor is up, honestly not ready
         assert "worker     running (PID" in up.stdout
         assert "monitor    running (PID" in up.stdout
+        assert "retrainer  listening on fraud-retrain (PID" in up.stdout
         pid = up.stdout.split("PID ")[1].split(")")[0]
 
         again = fraud("stack", "up", env=stack_env)  # idempotent: reuses the running broker
@@ -65,7 +66,7 @@ def test_up_produce_down_from_a_shell(stack_env: dict[str, str]) -> None:
     assert not pid_alive(int(pid))
     status = fraud("stack", "status", env=stack_env)
     assert "kafka      stopped" in status.stdout and "worker     stopped" in status.stdout
-    assert "monitor    stopped" in status.stdout
+    assert "monitor    stopped" in status.stdout and "retrainer  stopped" in status.stdout
     assert (Path(stack_env["FRAUD_DATA_DIR"]) / "run" / "kafka.log").stat().st_size > 0  # logs under the data dir
 
 
