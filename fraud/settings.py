@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         "FRAUD_MONITOR_JOIN_TTL_S: how long a score waits for its label (and a label for its score)."))
     monitor_min_labels: int = Field(500, ge=1, description="FRAUD_MONITOR_MIN_LABELS: fewer labelled than this never trigger.")
     monitor_min_pr_auc: float = Field(0.5, ge=0, le=1, description="FRAUD_MONITOR_MIN_PR_AUC: retrain when the window falls below.")
-    monitor_max_psi: float = Field(0.25, gt=0, description="FRAUD_MONITOR_MAX_PSI: retrain when a feature's or the score's PSI rises above.")
+    monitor_max_psi: float = Field(0.25, gt=0, description="FRAUD_MONITOR_MAX_PSI: retrain when the scores' PSI rises above (features' are shown only).")
     monitor_retrain_cooldown_s: float = Field(1_800.0, ge=0, description="FRAUD_MONITOR_RETRAIN_COOLDOWN_S: least time between two requests.")
     monitor_retrain_timeout_s: float = Field(3_600.0, gt=0, description=(
         "FRAUD_MONITOR_RETRAIN_TIMEOUT_S: a request with no new model serving by then no longer counts as in flight."))

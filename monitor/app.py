@@ -21,7 +21,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from fraud.drift import REFERENCE_KEY, Reference
+from fraud.drift import REFERENCE_KEY, SCORE, Reference
 from fraud.events import InvalidEvent, Label, Score, decode, encode
 from fraud.registry import open_registry
 from fraud.settings import Settings
@@ -132,7 +132,18 @@ class Monitor:
         for name, value in psi.items():
             m.psi.labels(name).set(value)
         m.psi_max.set(max(psi.values()) if psi else float("nan"))
-        return self.trigger.check(quality, psi, self.serving, now)
+        return self.trigger.check(quality, self._drift_that_triggers(psi), self.serving, now)
+
+    def _drift_that_triggers(self, psi: dict[str, float]) -> dict[str, float]:
+        """The score's PSI, once the score window is full: what the trigger may act on.
+
+        Features' PSI are shown, not acted on: history features such as days since the
+        first transaction drift by the calendar alone, and a shift that matters to
+        fraud shows in the scores. A window not yet full is too noisy to act on.
+        """
+        if SCORE not in psi or len(self.served.scores) < self.settings.monitor_score_window:
+            return {}
+        return {SCORE: psi[SCORE]}
 
 
 def build_monitor_app(settings: Settings, metrics: MonitorMetrics) -> tuple[faust.App, Monitor]:

@@ -125,3 +125,29 @@ def test_drift_fires_on_the_largest_psi_and_too_few_labels_do_not_fire() -> None
     assert trigger.check(GOOD, {"amount": 0.1, SCORE: 0.2}, serving="1", now=0) is None
     request = trigger.check(GOOD, {"amount": 0.4, SCORE: 0.3}, serving="1", now=1)
     assert request is not None and request.reason.startswith("PSI of amount is 0.400")
+
+
+class _References:
+    def __init__(self, reference: Reference) -> None:
+        self.reference = reference
+
+    def of(self, version: str) -> Reference:
+        return self.reference
+
+
+def test_only_the_scores_psi_over_a_full_window_triggers_and_features_are_shown() -> None:
+    from fraud.settings import Settings
+    from monitor.app import Monitor, MonitorMetrics
+
+    rng = np.random.default_rng(4)
+    reference = Reference.from_samples({"amount": rng.lognormal(3, 1, 10_000), SCORE: rng.beta(1, 20, 10_000)})
+    settings = Settings(_env_file=None, monitor_score_window=500, monitor_max_psi=0.25)
+    monitor = Monitor(settings, MonitorMetrics(), _References(reference))
+    for i in range(499):  # features far off, scores as trained: shown, never a request
+        monitor.on_score(score(i, float(rng.beta(1, 20)), amount=float(rng.lognormal(0, 1))), now=i)
+    assert monitor.refresh(now=500) is None
+    assert monitor.metrics.registry.get_sample_value("fraud_monitor_psi", {"feature": "amount"}) > 1.0
+    for i in range(500, 1_500):  # the scores shift and the window is full
+        monitor.on_score(score(i, float(rng.beta(5, 5))), now=i)
+    request = monitor.refresh(now=1_500)
+    assert request is not None and request.reason.startswith("PSI of score")
