@@ -229,8 +229,31 @@ def play(stack: ChaosStack, name: str, records: Sequence[Outgoing], rate: float,
             run.violations.append(f"could not read the last outcomes: {type(error).__name__}: {error}")
         _observe(run, feed)
     accounting = account(feed.delivered, run.outcomes.scores, run.outcomes.dead_letters)
+    if accounting.lost:
+        run.notes.append(where_lost(feed, run.outcomes))
     return ScenarioResult(name, accounting, time.perf_counter() - started, tuple(run.notes), tuple(run.violations),
                           run.log_tails())
+
+
+def where_lost(feed: Feed, outcomes) -> str:
+    """The lost records' partitions and offset ranges: contiguous runs point at skipped fetches, scattered ones elsewhere."""
+    came_out = {data.get("transaction_id") for data in outcomes.scores} | {tid for tid, _ in outcomes.dead_letters}
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    for tracking_id in feed.delivered - came_out:
+        if tracking_id in feed.positions:
+            partition, offset = feed.positions[tracking_id]
+            by_partition[partition].append(offset)
+    parts = []
+    for partition, offsets in sorted(by_partition.items()):
+        offsets.sort()
+        runs, start = [], offsets[0]
+        for previous, current in zip(offsets, offsets[1:], strict=False):
+            if current != previous + 1:
+                runs.append((start, previous))
+                start = current
+        runs.append((start, offsets[-1]))
+        parts.append(f"p{partition}: " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs[:8]))
+    return "lost records at (partition: offsets) " + "; ".join(parts)
 
 
 def _observe(run: Run, feed: Feed) -> None:

@@ -211,6 +211,7 @@ class Feed:
         self.settings, self.topic, self.records, self.rate, self.head = settings, topic, records, rate, head
         self._go = threading.Event()
         self.delivered: set[str] = set()
+        self.positions: dict[str, tuple[int, int]] = {}  # tracking id -> (partition, offset), to place a loss
         self.failed: dict[str, str] = {}
         self.offered = 0
         self.error: str | None = None  # why the feed stopped early, if it did
@@ -228,6 +229,10 @@ class Feed:
         """Wait until every record was acknowledged or failed; True if the feed finished."""
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
+
+    def _delivered(self, tracking_id: str, metadata) -> None:  # metadata: kafka-python's RecordMetadata
+        self.positions[tracking_id] = (metadata.partition, metadata.offset)
+        self.delivered.add(tracking_id)
 
     def _publish(self) -> None:
         try:
@@ -247,7 +252,7 @@ class Feed:
                 except Exception as error:  # noqa: BLE001 - e.g. a send blocked past max_block_ms: not published
                     self.failed[record.tracking_id] = f"{type(error).__name__}: {error}"
                 else:
-                    future.add_callback(lambda _, tid=record.tracking_id: self.delivered.add(tid))
+                    future.add_callback(lambda metadata, tid=record.tracking_id: self._delivered(tid, metadata))
                     future.add_errback(lambda error, tid=record.tracking_id: self.failed.__setitem__(tid, str(error)))
                 self.offered += 1
                 if self.rate and index >= self.head:

@@ -52,3 +52,16 @@ def test_outcomes_of_unpublished_sends_are_set_apart() -> None:
     result = account(["a"], [_score("a"), _score("x")], [(None, "no tracking id")])
     assert (result.published, result.scored, result.unpublished, result.lost) == (1, 1, 2, 0)
     assert result.ok
+
+
+def test_a_loss_is_placed_by_partition_and_offset_range() -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.chaos import where_lost
+
+    positions = {f"tx-{i}": (i % 2, i // 2) for i in range(20)}  # even ids on p0, odd on p1, offsets 0..9
+    feed = SimpleNamespace(delivered=set(positions), positions=positions)
+    lost = {"tx-6", "tx-8", "tx-10", "tx-15"}  # p0 offsets 3, 4, 5; p1 offset 7
+    outcomes = SimpleNamespace(scores=[{"transaction_id": tid} for tid in positions if tid not in lost | {"tx-3"}],
+                               dead_letters=[("tx-3", "bad")])
+    assert where_lost(feed, outcomes) == "lost records at (partition: offsets) p0: 3-5; p1: 7"
