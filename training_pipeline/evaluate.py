@@ -1,4 +1,4 @@
-"""Pipeline step `evaluate`: test-split metrics beside a HistGradientBoosting baseline, the threshold, a report.
+"""Pipeline step `evaluate`: test-split metrics beside a tuned HistGradientBoosting baseline, the threshold, a report.
 
 The decision threshold is picked on the validation split: the lowest score
 whose precision reaches ``settings.target_precision`` (so recall is as high as
@@ -37,10 +37,12 @@ class Evaluation:
     recall: float
     baseline_pr_auc: float
     baseline_roc_auc: float
+    model_to_baseline: float  # PR-AUC ratio on test: the gate refuses a candidate below 0.98
     test_rows: int
     test_frauds: int
     confusion: list[list[int]] = field(default_factory=list)  # [[tn, fp], [fn, tp]]
     roc: dict[str, list[float]] = field(default_factory=dict)  # fpr, tpr, thresholds (subsampled)
+    baseline_params: dict[str, float] = field(default_factory=dict)  # the tuned baseline's settings
 
     def metrics(self) -> dict[str, float]:
         """The scalar metrics, for ONNX metadata, the registry and KFP."""
@@ -58,6 +60,31 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_precision: f
     return float(thresholds[int(np.argmax(f1))])
 
 
+# A small search: the learning rate and leaf size matter most here; early stopping picks the rounds.
+BASELINE_GRID = [{"learning_rate": rate, "min_samples_leaf": leaf, "l2_regularization": 1.0}
+                 for rate in (0.05, 0.1) for leaf in (20, 50)]
+
+
+def tuned_baseline(train: pd.DataFrame, valid: pd.DataFrame, seed: int) -> tuple[HistGradientBoostingClassifier, dict]:
+    """The HistGradientBoosting baseline with the settings of `BASELINE_GRID` that score best on valid (PR-AUC).
+
+    Early stopping watches average precision on a slice of train, the metric the
+    gate compares, rather than the loss, which favours confident but blunt models.
+    """
+    columns = list(FEATURE_NAMES)
+    y_train, y_valid = train["fraud"].astype(int), valid["fraud"].to_numpy(int)
+    best: tuple[float, HistGradientBoostingClassifier | None, dict] = (-1.0, None, {})
+    for params in BASELINE_GRID:
+        model = HistGradientBoostingClassifier(max_iter=500, early_stopping=True, scoring="average_precision",
+                                               random_state=seed, **params)
+        model.fit(train[columns], y_train)
+        valid_pr_auc = float(average_precision_score(y_valid, model.predict_proba(valid[columns])[:, 1]))
+        log.info("baseline %s: valid PR-AUC %.4f", params, valid_pr_auc)
+        if valid_pr_auc > best[0]:
+            best = (valid_pr_auc, model, params)
+    return best[1], best[2]
+
+
 def evaluate(onnx_path: Path, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings: Settings,
              report_path: Path | None = None) -> Evaluation:
     """Score valid and test with the ONNX model, fit the baseline, compute metrics, write the report."""
@@ -67,9 +94,10 @@ def evaluate(onnx_path: Path, train: pd.DataFrame, valid: pd.DataFrame, test: pd
     threshold = choose_threshold(y_valid, model.predict(valid[columns].to_numpy()), settings.target_precision)
     scores = model.predict(test[columns].to_numpy())
 
-    baseline = HistGradientBoostingClassifier(max_iter=300, early_stopping=True, random_state=settings.train_seed)
-    baseline.fit(train[columns], train["fraud"].astype(int))
+    baseline, baseline_params = tuned_baseline(train, valid, settings.train_seed)
     baseline_scores = baseline.predict_proba(test[columns])[:, 1]
+    baseline_pr_auc = float(average_precision_score(y_test, baseline_scores))
+    pr_auc = float(average_precision_score(y_test, scores))
 
     decided = scores >= threshold
     tn, fp, fn, tp = confusion_matrix(y_test, decided, labels=[0, 1]).ravel()
@@ -77,19 +105,21 @@ def evaluate(onnx_path: Path, train: pd.DataFrame, valid: pd.DataFrame, test: pd
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))  # KFP's UI draws 200 points fine
     evaluation = Evaluation(
         threshold=threshold,
-        pr_auc=float(average_precision_score(y_test, scores)),
+        pr_auc=pr_auc,
         roc_auc=float(roc_auc_score(y_test, scores)),
         precision=float(tp / (tp + fp)) if tp + fp else 0.0,
         recall=float(tp / (tp + fn)) if tp + fn else 0.0,
-        baseline_pr_auc=float(average_precision_score(y_test, baseline_scores)),
+        baseline_pr_auc=baseline_pr_auc,
         baseline_roc_auc=float(roc_auc_score(y_test, baseline_scores)),
+        model_to_baseline=pr_auc / baseline_pr_auc if baseline_pr_auc else float("inf"),
         test_rows=len(y_test),
         test_frauds=int(y_test.sum()),
         confusion=[[int(tn), int(fp)], [int(fn), int(tp)]],
         roc={"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
              "thresholds": np.minimum(roc_thresholds[keep], 1.0).tolist()},
+        baseline_params=baseline_params,
     )
-    log.info("test PR-AUC %.4f (baseline %.4f), ROC-AUC %.4f, precision %.3f recall %.3f at %.4f",
+    log.info("test PR-AUC %.4f (tuned baseline %.4f), ROC-AUC %.4f, precision %.3f recall %.3f at %.4f",
              evaluation.pr_auc, evaluation.baseline_pr_auc, evaluation.roc_auc, evaluation.precision,
              evaluation.recall, threshold)
     if report_path is not None:
@@ -105,7 +135,7 @@ def write_report(path: Path, evaluation: Evaluation, labels: np.ndarray, scores:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4.5), dpi=110)
-    for name, values in (("MLP (ONNX)", scores), ("HistGradientBoosting baseline", baseline)):
+    for name, values in (("MLP (ONNX)", scores), ("tuned HistGradientBoosting baseline", baseline)):
         precision, recall, _ = precision_recall_curve(labels, values)
         axis.plot(recall, precision, label=f"{name}: PR-AUC {average_precision_score(labels, values):.3f}")
     axis.scatter([evaluation.recall], [evaluation.precision], color="black", zorder=3,
@@ -117,6 +147,7 @@ def write_report(path: Path, evaluation: Evaluation, labels: np.ndarray, scores:
     figure.savefig(buffer, format="png")
     plt.close(figure)
     png = base64.b64encode(buffer.getvalue()).decode()
+    tuned = ", ".join(f"{k}={v:g}" for k, v in evaluation.baseline_params.items())
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
                    else f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in evaluation.metrics().items())
     (tn, fp), (fn, tp) = evaluation.confusion
@@ -127,6 +158,7 @@ def write_report(path: Path, evaluation: Evaluation, labels: np.ndarray, scores:
         "<h1>Fraud model evaluation</h1>"
         f"<img alt='precision-recall curves' src='data:image/png;base64,{png}'>"
         f"<h2>Metrics (test split)</h2><table border='1' cellpadding='4'>{rows}</table>"
+        f"<p>Baseline: HistGradientBoosting tuned on the validation split ({html.escape(tuned)}).</p>"
         "<h2>Confusion matrix at the threshold</h2><table border='1' cellpadding='4'>"
         f"<tr><th></th><th>predicted legit</th><th>predicted fraud</th></tr>"
         f"<tr><th>legit</th><td>{tn}</td><td>{fp}</td></tr><tr><th>fraud</th><td>{fn}</td><td>{tp}</td></tr></table>"

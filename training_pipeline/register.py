@@ -1,8 +1,16 @@
-"""Pipeline step `register`: the gate. Register and promote the candidate only if it beats production.
+"""Pipeline step `register`: the gate. Register and promote the candidate only if it passes three rules.
 
-"Beats" means a higher PR-AUC on the same test split, with the production model
-scored now by its own ONNX artifact. With no production model, the first
-candidate is promoted. The decision, and why, is the step's output either way.
+1. It takes exactly the features the stream worker computes, in the same order
+   (`fraud.features.FEATURE_NAMES`): a model served other columns would score garbage.
+2. Its test PR-AUC is at least 0.98x the tuned HistGradientBoosting baseline's on
+   the same split (measured by `evaluate`): a model a simple GBDT beats clearly is
+   not worth serving.
+3. It beats production: a higher PR-AUC on the same test split, with the
+   production model scored now by its own ONNX artifact. With no production
+   model, rules 2 and 3 pass (a first model below the baseline is promoted with a
+   note saying so: otherwise there would be nothing to serve).
+
+The decision, and why (which rule, with the figures), is the step's output either way.
 """
 
 from __future__ import annotations
@@ -17,12 +25,14 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
+from fraud.features import FEATURE_NAMES
 from fraud.onnx_model import OnnxFraudModel
 from fraud.registry import ModelRegistry, open_registry
 from fraud.settings import Settings
 from fraud.storage import ArtifactStore, artifact_store, fetch
 
 log = logging.getLogger(__name__)
+BASELINE_MARGIN = 0.98  # the candidate's PR-AUC must reach this share of the tuned baseline's
 
 
 @dataclass(frozen=True)
@@ -46,25 +56,61 @@ def pr_auc_on(model: OnnxFraudModel, test: pd.DataFrame) -> float:
     return float(average_precision_score(test["fraud"].astype(int), model.predict(test[model.feature_names].to_numpy())))
 
 
+def other_features(candidate: OnnxFraudModel) -> str | None:
+    """Rule 1: why ``candidate`` cannot be served by the stream worker, or None."""
+    if candidate.feature_names == list(FEATURE_NAMES):
+        return None
+    missing = [name for name in FEATURE_NAMES if name not in candidate.feature_names]
+    extra = [name for name in candidate.feature_names if name not in FEATURE_NAMES]
+    detail = (f"missing {missing}" if missing else "") + (f" extra {extra}" if extra else "")
+    return (f"refused: the candidate takes other features than the stream worker computes "
+            f"({detail.strip() or 'same names, another order'})")
+
+
+def baseline_wins(candidate: OnnxFraudModel) -> str | None:
+    """Rule 2: the figures if the tuned baseline beats ``candidate`` by more than the margin, or None."""
+    metrics = candidate.describe().get("metrics", {})
+    pr_auc, baseline = metrics.get("pr_auc"), metrics.get("baseline_pr_auc")
+    if pr_auc is None or not baseline or pr_auc >= BASELINE_MARGIN * baseline:
+        return None
+    return (f"the tuned HistGradientBoosting baseline wins: candidate test PR-AUC {pr_auc:.4f} is below "
+            f"{BASELINE_MARGIN} x the baseline's {baseline:.4f}")
+
+
 def gate_and_register(candidate_path: Path, test: pd.DataFrame, settings: Settings,
                       registry: ModelRegistry | None = None, store: ArtifactStore | None = None) -> Decision:
-    """Compare with production on ``test``; if better (or first), upload, register and promote."""
+    """Apply the three rules on ``test``; if the candidate passes (or is the first servable model), register and promote.
+
+    A first model below the baseline is still promoted, saying so: with nothing in
+    production the predictor would otherwise have nothing to serve.
+    """
     registry = registry or open_registry(settings)
     candidate = OnnxFraudModel(candidate_path)
-    candidate_pr_auc = pr_auc_on(candidate, test)
     current = registry.production(settings.model_name)
+    refused = other_features(candidate)
+    if refused is not None:
+        log.info(refused)
+        measured = pr_auc_on(candidate, test) if set(candidate.feature_names) <= set(test.columns) else 0.0
+        return Decision(False, refused, measured, production_version=current.version if current else None)
+    candidate_pr_auc = pr_auc_on(candidate, test)
     production_pr_auc = None
     if current is not None:
         with tempfile.TemporaryDirectory() as scratch:
             production = OnnxFraudModel(fetch(settings, current.uri, Path(scratch) / "production.onnx"))
             if set(production.feature_names) <= set(test.columns):
                 production_pr_auc = pr_auc_on(production, test)
-        if production_pr_auc is not None and candidate_pr_auc <= production_pr_auc:
-            reason = (f"kept production v{current.version}: candidate PR-AUC {candidate_pr_auc:.4f} "
-                      f"does not beat {production_pr_auc:.4f} on the same test split")
-            log.info(reason)
-            return Decision(False, reason, candidate_pr_auc, production_version=current.version,
-                            production_pr_auc=production_pr_auc)
+    beaten = baseline_wins(candidate)
+    if current is not None and beaten is not None:
+        reason = f"kept production v{current.version}: {beaten}"
+    elif production_pr_auc is not None and candidate_pr_auc <= production_pr_auc:
+        reason = (f"kept production v{current.version}: candidate PR-AUC {candidate_pr_auc:.4f} "
+                  f"does not beat {production_pr_auc:.4f} on the same test split")
+    else:
+        reason = None
+    if reason is not None:
+        log.info(reason)
+        return Decision(False, reason, candidate_pr_auc, production_version=current.version,
+                        production_pr_auc=production_pr_auc)
 
     digest = hashlib.sha256(candidate_path.read_bytes()).hexdigest()[:12]
     key = f"{settings.model_name}/{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest}/model.onnx"
@@ -74,6 +120,7 @@ def gate_and_register(candidate_path: Path, test: pd.DataFrame, settings: Settin
     registry.promote(settings.model_name, version.version)
     if current is None:
         reason = f"promoted v{version.version}: first model (test PR-AUC {candidate_pr_auc:.4f})"
+        reason += f"; note: {beaten}" if beaten else ""
     elif production_pr_auc is None:
         reason = f"promoted v{version.version}: production v{current.version} takes other inputs, so it cannot be compared"
     else:

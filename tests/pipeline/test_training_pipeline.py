@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,9 @@ def test_a_clean_run_trains_registers_v1_as_production_and_reports(first_run) ->
     described = model.describe()
     assert described["feature_names"] == list(FEATURE_NAMES)
     assert 0 < described["threshold"] < 1
-    assert {"pr_auc", "roc_auc", "precision", "recall", "baseline_pr_auc"} <= set(described["metrics"])
+    assert {"pr_auc", "roc_auc", "precision", "recall", "baseline_pr_auc", "model_to_baseline"} <= set(described["metrics"])
+    metrics = described["metrics"]
+    assert abs(metrics["model_to_baseline"] - metrics["pr_auc"] / metrics["baseline_pr_auc"]) < 1e-9
     assert described["train_window"]["start"] < described["train_window"]["end"]
     assert described["metrics"]["pr_auc"] > 0.3  # far above the ~1% base rate: it learned something
     reference = Reference.model_validate_json(model.metadata[REFERENCE_KEY])  # what the monitor's PSI compares with
@@ -83,8 +86,9 @@ def test_a_second_run_promotes_only_if_better_and_says_so(first_run) -> None:
     if decision["promoted"]:
         assert decision["candidate_pr_auc"] > decision["production_pr_auc"]
         assert "promoted v2" in again.stdout and [v["production"] for v in versions] == [False, True]
-    else:
-        assert decision["candidate_pr_auc"] <= decision["production_pr_auc"]
+    else:  # not better than production, or beaten by the tuned baseline: the reason says which
+        assert (decision["candidate_pr_auc"] <= decision["production_pr_auc"]
+                or "the tuned HistGradientBoosting baseline wins" in decision["reason"]), decision
         assert "kept production v1" in again.stdout and "nothing to deploy" in again.stdout
         assert [v["version"] for v in versions] == ["1"]
 
@@ -106,4 +110,16 @@ def test_the_gate_on_real_models(first_run, tmp_path: Path) -> None:
     assert first.promoted and "first model" in first.reason
     assert better.promoted and better.version == "2" and "beats production v1" in better.reason
     assert not worse.promoted and "kept production v2" in worse.reason
+    assert registry.production(settings.model_name).version == "2"
+
+    reordered = tmp_path / "reordered.onnx"
+    shutil.copy(untrained, reordered)
+    write_metadata(reordered, {"feature_names": list(reversed(FEATURE_NAMES))})
+    other_features = gate_and_register(reordered, test, settings, registry, store)
+    assert not other_features.promoted and "other features than the stream worker computes" in other_features.reason
+    weak = tmp_path / "weak.onnx"
+    shutil.copy(trained, weak)
+    write_metadata(weak, {"metrics": {"pr_auc": 0.50, "baseline_pr_auc": 0.60}})
+    beaten = gate_and_register(weak, test, settings, registry, store)
+    assert not beaten.promoted and "kept production v2: the tuned HistGradientBoosting baseline wins" in beaten.reason
     assert registry.production(settings.model_name).version == "2"
