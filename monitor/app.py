@@ -27,7 +27,7 @@ from fraud.registry import open_registry
 from fraud.settings import Settings
 from fraud.storage import fetch
 from monitor.quality import Join, QualityWindow, ServedWindow
-from monitor.trigger import RetrainTrigger, TriggerRules
+from monitor.trigger import RULES, RetrainTrigger, TriggerRules
 from stream_scorer.app import faust_broker_options
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ class MonitorMetrics:
         self.labels_in = Counter("fraud_monitor_labels_in", "Label events read.", registry=r)
         self.bad_records = Counter("fraud_monitor_bad_records", "Records on either topic that are not our events.",
                                    ["topic"], registry=r)
-        self.retrain_requests = Counter("fraud_monitor_retrain_requests", "Retraining requests published.", registry=r)
+        self.retrain_requests = Counter("fraud_monitor_retrain_requests", "Retraining requests published, by the rule that fired.",
+                                        ["reason"], registry=r)
+        for rule in RULES:
+            self.retrain_requests.labels(rule)  # shown as 0 before the first request
         self.waiting = Gauge("fraud_monitor_join_waiting", "Scores and labels waiting for their other half.", registry=r)
 
     def serve(self, host: str, port: int) -> None:
@@ -61,17 +64,37 @@ class MonitorMetrics:
 
 @dataclass
 class References:
-    """Each model version's training reference, read once from its registered ONNX file (None if it has none)."""
+    """Each model version's training reference, read once from its registered ONNX file (None if it has none).
+
+    `load` does the reading (registry, artifact store, onnxruntime) and so runs in
+    a thread, never in the event loop; `of` only looks in the cache. A version
+    that could not be read (registry down, artifact missing) is tried again
+    after ``retry_s``: the monitor goes on without PSI meanwhile, it never stops.
+    """
 
     settings: Settings
+    retry_s: float = 60.0
     cache: dict[str, Reference | None] = field(default_factory=dict)
+    failed_at: dict[str, float] = field(default_factory=dict)
 
     def of(self, version: str) -> Reference | None:
-        if version not in self.cache:
-            self.cache[version] = self._load(version)
-        return self.cache[version]
+        """The cached reference of ``version``; None if it has none or is not read yet."""
+        return self.cache.get(version)
 
-    def _load(self, version: str) -> Reference | None:
+    def needs_load(self, version: str, now: float) -> bool:
+        """True if ``version`` was never read, or its last read failed ``retry_s`` ago."""
+        return version not in self.cache and now - self.failed_at.get(version, -self.retry_s) >= self.retry_s
+
+    def load(self, version: str, now: float) -> None:
+        """Read ``version``'s reference into the cache, or remember that it failed."""
+        try:
+            self.cache[version] = self._read(version)
+        except Exception as error:  # whatever the registry, the store or onnxruntime raise: no PSI for now
+            self.failed_at[version] = now
+            log.warning("could not read the drift reference of model version %s (again in %.0f s): %s",
+                        version, self.retry_s, error)
+
+    def _read(self, version: str) -> Reference | None:
         from fraud.onnx_model import OnnxFraudModel
 
         found = [v for v in open_registry(self.settings).versions(self.settings.model_name) if v.version == version]
@@ -178,7 +201,10 @@ def build_monitor_app(settings: Settings, metrics: MonitorMetrics) -> tuple[faus
 
     @app.timer(interval=settings.monitor_refresh_s)
     async def refresh() -> None:
-        request = monitor.refresh(time.monotonic())
+        now = time.monotonic()
+        if monitor.serving is not None and monitor.references.needs_load(monitor.serving, now):
+            await app.loop.run_in_executor(None, monitor.references.load, monitor.serving, now)
+        request = monitor.refresh(now)
         if request is None:
             return
         if not producer:
@@ -191,7 +217,7 @@ def build_monitor_app(settings: Settings, metrics: MonitorMetrics) -> tuple[faus
             monitor.trigger.withdraw()  # not sent: the next refresh may ask again
             log.error("could not publish the retraining request (%s): %s", request.reason, error)
             return
-        metrics.retrain_requests.inc()
+        metrics.retrain_requests.labels(monitor.trigger.last_rule).inc()
         log.warning("requested retraining: %s", request.reason)
 
     return app, monitor

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from fraud.events import RetrainRequest
 from monitor.quality import Quality
 
+RULES = ("pr_auc", "psi")  # what can fire a request: the `reason` label of fraud_monitor_retrain_requests_total
+
 
 @dataclass(frozen=True)
 class TriggerRules:
@@ -35,6 +37,7 @@ class RetrainTrigger:
         self.last_request_at: float | None = None
         self.in_flight_since: float | None = None
         self.version_at_request: str | None = None
+        self.last_rule: str | None = None  # "pr_auc" or "psi": which rule fired the last request
 
     def check(self, quality: Quality, psi: dict[str, float], serving: str | None, now: float) -> RetrainRequest | None:
         """A request if a rule fires and none is in flight or cooling down; else None."""
@@ -43,9 +46,10 @@ class RetrainTrigger:
             return None
         if self.last_request_at is not None and now - self.last_request_at < self.rules.cooldown_s:
             return None
-        reason, figures = self._fired(quality, psi)
-        if reason is None:
+        rule, reason, figures = self._fired(quality, psi)
+        if rule is None:
             return None
+        self.last_rule = rule
         self.last_request_at = self.in_flight_since = now
         self.version_at_request = serving
         return RetrainRequest(reason=reason, metrics=figures, requested_at=datetime.now(UTC), requested_by="monitor")
@@ -66,14 +70,15 @@ class RetrainTrigger:
         elif now - self.in_flight_since > self.rules.timeout_s:
             self.in_flight_since = None  # the run never deployed; a later check may ask again
 
-    def _fired(self, quality: Quality, psi: dict[str, float]) -> tuple[str | None, dict[str, float]]:
+    def _fired(self, quality: Quality, psi: dict[str, float]) -> tuple[str | None, str, dict[str, float]]:
+        """The rule that fired (None if none), the request's reason, and the figures that fired it."""
         rules = self.rules
         if quality.pr_auc is not None and quality.labels >= rules.min_labels and quality.pr_auc < rules.min_pr_auc:
-            return (f"PR-AUC {quality.pr_auc:.3f} over the last {quality.labels} labelled transactions is below "
+            return ("pr_auc", f"PR-AUC {quality.pr_auc:.3f} over the last {quality.labels} labelled transactions is below "
                     f"{rules.min_pr_auc}", {"pr_auc": quality.pr_auc, "labels": float(quality.labels),
                                             "recall": quality.recall or 0.0, "precision": quality.precision or 0.0})
         if psi:
             feature, value = max(psi.items(), key=lambda item: item[1])
             if value > rules.max_psi:
-                return f"PSI of {feature} is {value:.3f}, above {rules.max_psi}", {f"psi_{name}": v for name, v in psi.items()}
-        return None, {}
+                return "psi", f"PSI of {feature} is {value:.3f}, above {rules.max_psi}", {f"psi_{name}": v for name, v in psi.items()}
+        return None, "", {}

@@ -89,6 +89,7 @@ def test_the_monitor_s_window_equals_sklearn_and_a_low_pr_auc_requests_retrainin
     requests = [decode(record.value, RetrainRequest, record.headers) for record in consumer]
     consumer.close()
     assert len(requests) == 1  # the window stays bad, but one run is in flight (and the cooldown holds)
+    assert monitor_metrics(monitor_settings)["fraud_monitor_retrain_requests_total:pr_auc"] == 1
     assert requests[0].requested_by == "monitor" and "PR-AUC" in requests[0].reason
     assert math.isclose(requests[0].metrics["pr_auc"], average_precision_score(y, s), rel_tol=1e-9)
 

@@ -1,16 +1,23 @@
-"""The monitor's windowed figures equal scikit-learn's on the same joined rows; the trigger's cooldown and single flight."""
+"""The monitor's windowed figures equal scikit-learn's on the same joined rows; PSI against the model's own reference."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper
 from sklearn.metrics import average_precision_score, precision_score, recall_score
 
-from fraud.drift import SCORE, Reference
+from fraud.drift import REFERENCE_KEY, SCORE, Reference
 from fraud.events import Label, Score
+from fraud.onnx_model import write_metadata
+from fraud.registry import open_registry
+from fraud.settings import Settings
+from fraud.storage import artifact_store
+from monitor.app import Monitor, MonitorMetrics, References
 from monitor.quality import Join, Quality, QualityWindow, ServedWindow
-from monitor.trigger import RetrainTrigger, TriggerRules
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -92,41 +99,6 @@ def test_served_window_psi_is_small_for_the_training_population_and_large_for_a_
     assert same.alert_rate() == 0.0 or same.alert_rate() < 0.01
 
 
-BAD = Quality(labels=1_000, frauds=50, precision=0.2, recall=0.1, pr_auc=0.2)
-GOOD = Quality(labels=1_000, frauds=50, precision=0.9, recall=0.8, pr_auc=0.85)
-
-
-def test_low_quality_requests_once_then_waits_for_a_new_version() -> None:
-    trigger = RetrainTrigger(TriggerRules(min_labels=500, min_pr_auc=0.5, cooldown_s=60, timeout_s=1_000))
-    first = trigger.check(BAD, {}, serving="1", now=0)
-    assert first is not None and "PR-AUC 0.200" in first.reason and first.metrics["pr_auc"] == 0.2
-    assert first.requested_by == "monitor"
-    assert trigger.check(BAD, {}, serving="1", now=120) is None  # past the cooldown, but the run is in flight
-    assert trigger.check(BAD, {}, serving="2", now=130) is not None  # v2 serves and is bad too: ask again
-
-
-def test_the_cooldown_holds_even_after_the_new_version_serves() -> None:
-    trigger = RetrainTrigger(TriggerRules(min_pr_auc=0.5, cooldown_s=600, timeout_s=1_000))
-    assert trigger.check(BAD, {}, serving="1", now=0) is not None
-    assert trigger.check(BAD, {}, serving="2", now=100) is None
-    assert trigger.check(BAD, {}, serving="2", now=601) is not None
-
-
-def test_a_run_that_never_deploys_frees_the_flight_after_its_timeout() -> None:
-    trigger = RetrainTrigger(TriggerRules(min_pr_auc=0.5, cooldown_s=10, timeout_s=300))
-    assert trigger.check(BAD, {}, serving="1", now=0) is not None
-    assert trigger.check(BAD, {}, serving="1", now=299) is None and trigger.in_flight
-    assert trigger.check(BAD, {}, serving="1", now=301) is not None
-
-
-def test_drift_fires_on_the_largest_psi_and_too_few_labels_do_not_fire() -> None:
-    trigger = RetrainTrigger(TriggerRules(min_labels=500, min_pr_auc=0.5, max_psi=0.25))
-    assert trigger.check(Quality(100, 5, 0.1, 0.1, 0.1), {"amount": 0.1}, serving="1", now=0) is None
-    assert trigger.check(GOOD, {"amount": 0.1, SCORE: 0.2}, serving="1", now=0) is None
-    request = trigger.check(GOOD, {"amount": 0.4, SCORE: 0.3}, serving="1", now=1)
-    assert request is not None and request.reason.startswith("PSI of amount is 0.400")
-
-
 class _References:
     def __init__(self, reference: Reference) -> None:
         self.reference = reference
@@ -136,9 +108,6 @@ class _References:
 
 
 def test_only_the_scores_psi_over_a_full_window_triggers_and_features_are_shown() -> None:
-    from fraud.settings import Settings
-    from monitor.app import Monitor, MonitorMetrics
-
     rng = np.random.default_rng(4)
     reference = Reference.from_samples({"amount": rng.lognormal(3, 1, 10_000), SCORE: rng.beta(1, 20, 10_000)})
     settings = Settings(_env_file=None, monitor_score_window=500, monitor_max_psi=0.25)
@@ -151,3 +120,38 @@ def test_only_the_scores_psi_over_a_full_window_triggers_and_features_are_shown(
         monitor.on_score(score(i, float(rng.beta(5, 5))), now=i)
     request = monitor.refresh(now=1_500)
     assert request is not None and request.reason.startswith("PSI of score")
+
+
+def _register_onnx(settings: Settings, tmp_path: Path, name: str, metadata: dict[str, str]) -> str:
+    """A one-input identity graph with ``metadata``, stored and registered like a trained model; its version."""
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    write_metadata(path, metadata)
+    uri = artifact_store(settings).put(path, f"models/{name}.onnx")
+    return open_registry(settings).register(settings.model_name, uri, "onnx", "1", {}).version
+
+
+def test_each_version_s_reference_is_read_from_its_registered_onnx_file_once(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    reference = Reference.from_samples({"amount": np.arange(100.0), SCORE: np.linspace(0, 1, 100)})
+    with_reference = _register_onnx(settings, tmp_path, "a", {REFERENCE_KEY: reference.model_dump_json()})
+    without = _register_onnx(settings, tmp_path, "b", {"threshold": "0.5"})
+    references = References(settings)
+    assert references.of(with_reference) is None and references.needs_load(with_reference, now=0)  # not read yet
+    for version in (with_reference, without, "99"):
+        references.load(version, now=0)
+    assert references.of(with_reference) == reference
+    assert references.of(without) is None and references.of("99") is None  # no reference, not registered: no PSI
+    assert not references.needs_load(with_reference, now=1) and not references.needs_load(without, now=1)
+
+
+def test_a_reference_that_cannot_be_read_is_tried_again_later_and_never_raises(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    version = open_registry(settings).register(settings.model_name, (tmp_path / "gone.onnx").as_uri(), "onnx", "1", {}).version
+    references = References(settings, retry_s=60)
+    references.load(version, now=100)
+    assert references.of(version) is None
+    assert not references.needs_load(version, now=159) and references.needs_load(version, now=160)
