@@ -181,23 +181,22 @@ def build_monitor_app(settings: Settings, metrics: MonitorMetrics) -> tuple[faus
     labels = app.topic(settings.topic_labels, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     producer: list[KafkaProducer] = []
 
-    @app.agent(scores, name="monitor-scores")
-    async def read_scores(stream: faust.StreamT) -> None:
+    async def feed(stream: faust.StreamT, topic: str, kind: type, handle) -> None:
+        """Decode each record of ``topic`` as ``kind`` and hand it to ``handle``; a bad record is counted and skipped."""
         async for event in stream.events():
             try:
-                monitor.on_score(decode(event.message.value, Score, event.headers), time.monotonic())
+                handle(decode(event.message.value, kind, event.headers), time.monotonic())
             except InvalidEvent as error:
-                metrics.bad_records.labels(settings.topic_scores).inc()
-                log.warning("skipped a record of %s: %s", settings.topic_scores, error.reason)
+                metrics.bad_records.labels(topic).inc()
+                log.warning("skipped a record of %s: %s", topic, error.reason)
+
+    @app.agent(scores, name="monitor-scores")
+    async def read_scores(stream: faust.StreamT) -> None:
+        await feed(stream, settings.topic_scores, Score, monitor.on_score)
 
     @app.agent(labels, name="monitor-labels")
     async def read_labels(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                monitor.on_label(decode(event.message.value, Label, event.headers), time.monotonic())
-            except InvalidEvent as error:
-                metrics.bad_records.labels(settings.topic_labels).inc()
-                log.warning("skipped a record of %s: %s", settings.topic_labels, error.reason)
+        await feed(stream, settings.topic_labels, Label, monitor.on_label)
 
     @app.timer(interval=settings.monitor_refresh_s)
     async def refresh() -> None:
