@@ -11,7 +11,7 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fraud.errors import FraudError
 from fraud.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from producers.publisher import DeliveryReport
+    from training_pipeline.retrain import RunOutcome
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Real-time fraud scoring on Kafka: local stack, producers, consumers, benchmarks.")
@@ -167,7 +171,8 @@ def pipeline_run(
     _run_pipeline(load_settings(), users)
 
 
-def _run_pipeline(settings: Settings, users: int | None) -> None:
+def _run_pipeline(settings: Settings, users: int | None) -> RunOutcome:
+    """Run the pipeline locally and print what it did (`fraud pipeline run`, `fraud retrain` without KFP)."""
     from training_pipeline.retrain import run_local
     from training_pipeline.steps import pipeline_dir
 
@@ -185,6 +190,7 @@ def _run_pipeline(settings: Settings, users: int | None) -> None:
     _print(outcome.decision)
     _print(outcome.deployed)
     _print(f"report: {settings.data_dir / 'reports' / 'latest.html'}")
+    return outcome
 
 
 def _log_tail(path: str, lines: int = 25) -> str:
@@ -194,31 +200,56 @@ def _log_tail(path: str, lines: int = 25) -> str:
 
 @app.command()
 def retrain(
-    reason: Annotated[str, typer.Option(help="Why (recorded with a request).")] = "by hand",
+    reason: Annotated[str, typer.Option(help="Why (recorded in data/pipeline/retrain_requests.jsonl and the KFP run name).")] = "by hand",
     request: Annotated[bool, typer.Option("--request", help="Publish a retraining request to fraud-retrain instead of running.")] = False,
     listen: Annotated[bool, typer.Option("--listen", help="Run the pipeline for each request on fraud-retrain (one at a time).")] = False,
     users: Annotated[int | None, typer.Option(min=100, help="Users to generate when the data dir has no data.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="With FRAUD_KFP_HOST: wait for the KFP run to finish and say how it ended.")] = False,
+    timeout: Annotated[float | None, typer.Option(min=1, help="With --wait: give up waiting after this many seconds. [default: FRAUD_RETRAIN_MAX_RUN_S]")] = None,
 ) -> None:
-    """Retrain: run the training pipeline now, ask for a run (--request), or serve requests (--listen)."""
+    """Retrain now (locally with kfp.local, or a run on KFP with FRAUD_KFP_HOST), ask for it (--request), or serve requests (--listen)."""
+    from training_pipeline.retrain import Journal, by_hand, journal_path, listen as serve_requests, request_runner
+
     settings = load_settings()
+    if request and listen:
+        raise FraudError("--request publishes a request and --listen serves them: choose one")
     if request:
         _publish_retrain_request(settings, reason)
     elif listen:
-        from training_pipeline.retrain import listen as serve_requests, outcome_line, run_local
-
-        serve_requests(settings, lambda asked: outcome_line(run_local(settings, users)))
+        serve_requests(settings, request_runner(settings, users))
     else:
-        _run_pipeline(settings, users)
+        journal, asked = Journal(journal_path(settings)), by_hand(reason)
+        try:
+            outcome = _retrain_on_kfp(settings, reason, users, wait, timeout) if settings.kfp_host else _run_pipeline(settings, users).line()
+        except FraudError as error:
+            journal.append(asked, "by hand", f"failed: {error}")
+            raise
+        journal.append(asked, "by hand", outcome)
+
+
+def _retrain_on_kfp(settings: Settings, reason: str, users: int | None, wait: bool, timeout_s: float | None) -> str:
+    """Submit the compiled pipeline to KFP, print the run's URL, and with ``wait`` its outcome; the journal's line."""
+    from training_pipeline.retrain import KfpRuns, failure_line
+
+    runs = KfpRuns(settings)
+    run = runs.submit(reason, users)
+    _print(f"submitted KFP run {run.run_id} (image {settings.pipeline_image}, experiment {settings.kfp_experiment}): {run.url}")
+    if not wait:
+        return run.line()
+    with out.status(f"waiting for KFP run {run.run_id} to finish"):
+        run = runs.wait(run, timeout_s or settings.retrain_max_run_s)
+    if run.state != "SUCCEEDED":
+        raise FraudError(failure_line(run))
+    _print(run.line())
+    return run.line()
 
 
 def _publish_retrain_request(settings: Settings, reason: str) -> None:
-    from datetime import UTC
-
-    from fraud.events import RetrainRequest, encode
+    from fraud.events import encode
     from producers.publisher import make_producer
+    from training_pipeline.retrain import by_hand
 
-    asked = RetrainRequest(reason=reason, requested_at=datetime.now(UTC), requested_by="cli")
-    key, value, headers = encode(asked, settings.event_source)
+    key, value, headers = encode(by_hand(reason), settings.event_source)
     producer = make_producer(settings)
     try:
         producer.send(settings.topic_retrain, key=key, value=value, headers=headers).get(timeout=30)
@@ -297,22 +328,42 @@ def produce(
     users: Annotated[int, typer.Option(min=1, help="Synthetic stream: number of users.")] = 1000,
     seed: Annotated[int | None, typer.Option(help="Synthetic stream: random seed (repeatable runs).")] = None,
     topic: Annotated[str | None, typer.Option(help="Topic to publish to. [default: transactions]")] = None,
+    with_labels: Annotated[bool, typer.Option("--labels", help=(
+        "Also publish each transaction's label to fraud-labels when it is due: ground truth of the synthetic stream "
+        "or the dataset's is_fraud (or fraud) column, delays from FRAUD_LABEL_*, compressed by FRAUD_LABEL_TIME_SCALE."))] = False,
+    labels_wait_s: Annotated[float | None, typer.Option(min=0, help=(
+        "With --labels: wait at most this long after the transactions for labels still due. [default: until all are out]"))] = None,
 ) -> None:
     """Publish transactions (keyed by user_id, acks=all) and report delivered and failed counts."""
+    from producers.labels import labelled, publish_with_labels
     from producers.publisher import publish
     from producers.sources import DatasetSource, SyntheticSource
 
     settings = load_settings(produce_rate=rate)
     source = DatasetSource(dataset, limit=count) if dataset else SyntheticSource(count, users=users, seed=seed)
+    source = labelled(source, settings, seed) if with_labels else source
     topic = topic or settings.topic_transactions
     with _progress() as bar:
-        task = bar.add_task(f"publishing to {topic}", total=count)
-        report = publish(source, settings, topic=topic, progress=_Advance(bar, task))
+        progress = _Advance(bar, bar.add_task(f"publishing to {topic}", total=count))
+        if with_labels:
+            label_progress = _Advance(bar, bar.add_task(f"labels to {settings.topic_labels}", total=None))
+            report, label_report = publish_with_labels(source, settings, topic, labels_wait_s, progress, label_progress)
+        else:
+            report, label_report = publish(source, settings, topic=topic, progress=progress), None
     out.print(f"delivered {report.delivered:,}  failed {report.failed:,}  rejected {report.rejected:,}  "
               f"in {report.seconds:.1f}s ({report.events_per_second:,.0f} events/s) to {topic}")
+    if label_report is not None:
+        _print(label_report.summary(settings.topic_labels))
+    _fail_on(report)
+    if label_report is not None:
+        _fail_on(label_report.delivery, what="label ")
+
+
+def _fail_on(report: DeliveryReport, what: str = "") -> None:
+    """One line naming the first failed deliveries and rejected rows, if any."""
     if report.failed or report.rejected:
         reasons = "; ".join(report.errors)
-        raise FraudError(f"{report.failed} deliveries failed, {report.rejected} rows rejected" + (f": {reasons}" if reasons else ""))
+        raise FraudError(f"{report.failed} {what}deliveries failed, {report.rejected} rows rejected" + (f": {reasons}" if reasons else ""))
 
 
 @app.command()
@@ -322,22 +373,16 @@ def labels(
         "generated dataset whose `fraud` column is the ground truth: then labels get realistic delays."))],
     seed: Annotated[int, typer.Option(help="Ground truth: random seed of the delays and of which legit ones are cleared.")] = 0,
 ) -> None:
-    """Publish confirmed outcomes (fraud.label.v1) to fraud-labels, for the monitor and for retraining."""
-    from producers.labels import LabelDelays, LabelSource
-    from producers.publisher import publish
+    """Publish confirmed outcomes (fraud.label.v1) to fraud-labels now, for the monitor and for retraining."""
+    from producers.labels import check_labels_file, publish_outcomes
 
     settings = load_settings()
-    source = LabelSource(dataset, LabelDelays.from_settings(settings), seed)
-    topic = settings.topic_labels
+    check_labels_file(dataset)
     with _progress() as bar:
-        task = bar.add_task(f"publishing to {topic}", total=None)
-        report = publish(source, settings.model_copy(update={"event_source": settings.label_source}), topic=topic,
-                         rate=0, progress=_Advance(bar, task))
+        report = publish_outcomes(dataset, settings, seed, _Advance(bar, bar.add_task(f"publishing to {settings.topic_labels}", total=None)))
     out.print(f"delivered {report.delivered:,}  failed {report.failed:,}  rejected {report.rejected:,}  "
-              f"in {report.seconds:.1f}s to {topic}")
-    if report.failed or report.rejected:
-        reasons = "; ".join(report.errors)
-        raise FraudError(f"{report.failed} deliveries failed, {report.rejected} rows rejected" + (f": {reasons}" if reasons else ""))
+              f"in {report.seconds:.1f}s to {settings.topic_labels}")
+    _fail_on(report)
 
 
 # --- scores -----------------------------------------------------------------------------------
@@ -378,7 +423,7 @@ def worker(
     run_worker(load_settings(), loglevel)
 
 
-# --- demo -------------------------------------------------------------------------------------
+# --- monitor ----------------------------------------------------------------------------------
 @app.command()
 def monitor(
     watch: Annotated[bool, typer.Option("--watch", help="Show the running monitor's figures live instead of running one.")] = False,
@@ -395,6 +440,7 @@ def monitor(
     watch_monitor(settings, out)
 
 
+# --- demo -------------------------------------------------------------------------------------
 @app.command()
 def demo(
     users: Annotated[int, typer.Option(min=100, help="Users to generate and train on.")] = 50_000,
@@ -587,6 +633,19 @@ def bench_chaos(
     failed = [result.name for result in run(load_settings(), names, events=events, console=out) if not result.ok]
     if failed:
         raise FraudError(f"chaos: {', '.join(failed)} broke the failure contract (lost, differing or a violation; see above)")
+
+
+@bench_app.command("redeploy")
+def bench_redeploy(
+    events: Annotated[int, typer.Option(min=1000, help="Events per run (the baseline's, then the redeploy's).")] = 20_000,
+    rate: Annotated[float, typer.Option(min=1, help="Offered events/s.")] = 1000.0,
+) -> None:
+    """A new model version reloaded under load: no failed call, no pause, a monotonic switch; beside no redeploy."""
+    from benchmarks.redeploy import run
+
+    failed = [phase.name for phase in run(load_settings(), events=events, rate=rate, console=out) if not phase.ok]
+    if failed:
+        raise FraudError(f"redeploy: {', '.join(failed)} broke the requirement (see the violations above)")
 
 
 @bench_app.command("soak")

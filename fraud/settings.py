@@ -120,13 +120,18 @@ class Settings(BaseSettings):
     transaction_max_future_s: float = Field(86_400.0, ge=0, le=366 * 86_400, description=(
         "FRAUD_TRANSACTION_MAX_FUTURE_S: how far ahead of the worker's clock an event_time may be (clock skew)."))
 
-    # --- labels (`fraud labels`) -----------------------------------------------------------------
+    # --- labels (`fraud labels`, `fraud produce --labels`) ------------------------------------------
     label_delay_median_s: float = Field(2 * 86_400.0, gt=0, description=(
         "FRAUD_LABEL_DELAY_MEDIAN_S: median time from a fraud to its chargeback or confirmation (ground-truth replays)."))
     label_delay_spread: float = Field(0.8, ge=0, description="FRAUD_LABEL_DELAY_SPREAD: sigma of the log-normal delay.")
     label_delay_max_s: float = Field(60 * 86_400.0, gt=0, description="FRAUD_LABEL_DELAY_MAX_S: the longest delay drawn.")
     label_cleared_share: float = Field(0.2, ge=0, le=1, description=(
         "FRAUD_LABEL_CLEARED_SHARE: share of legitimate transactions that get a 'cleared' label; the rest get none."))
+    label_chargeback_share: float = Field(0.7, ge=0, le=1, description=(
+        "FRAUD_LABEL_CHARGEBACK_SHARE: share of frauds reported by chargeback; the others are 'confirmed'."))
+    label_time_scale: float = Field(1.0, gt=0, le=1, description=(
+        "FRAUD_LABEL_TIME_SCALE: `fraud produce --labels` publishes a label delay x this after its transaction "
+        "(0.001: a 6-hour delay takes 21.6 s); reported_at keeps the full delay."))
     label_source: str = Field("fraud.labels", description="CloudEvents `source` of label events.")
 
     # --- monitor and automatic retraining (`fraud monitor`) ------------------------------------
@@ -149,7 +154,22 @@ class Settings(BaseSettings):
     # --- retraining and redeploy (`fraud retrain`) ---------------------------------------------
     retrain_group: str = Field("fraud-retrainer", description="FRAUD_RETRAIN_GROUP: consumer group of `fraud retrain --listen`.")
     retrain_max_run_s: float = Field(3_600.0, gt=0, description=(
-        "FRAUD_RETRAIN_MAX_RUN_S: longest pipeline run the listener waits out before Kafka takes it for dead."))
+        "FRAUD_RETRAIN_MAX_RUN_S: longest a KFP run is waited for (`fraud retrain --wait`, the listener)."))
+    kfp_token: SecretStr | None = Field(None, description=(
+        "FRAUD_KFP_TOKEN: bearer token for FRAUD_KFP_HOST (e.g. `oc whoami -t` on OpenShift AI)."))
+    kfp_namespace: str | None = Field(None, description="FRAUD_KFP_NAMESPACE: namespace of a multi-user KFP (its profile).")
+    kfp_experiment: str = Field("fraud-retraining", min_length=1, description="FRAUD_KFP_EXPERIMENT: KFP experiment of the runs.")
+    kfp_ui_host: str | None = Field(None, description="FRAUD_KFP_UI_HOST: base URL of the KFP UI for run links [default: FRAUD_KFP_HOST].")
+    kfp_poll_s: float = Field(5.0, gt=0, description="FRAUD_KFP_POLL_S: how often a run's state is read while waiting.")
+    deploy_target: Literal["local", "kserve"] = Field("local", description=(
+        "FRAUD_DEPLOY_TARGET: where the pipeline's deploy step rolls a promoted version out: `local` asks the "
+        "predictor process to reload; `kserve` patches the InferenceService so Knative rolls a new revision."))
+    kserve_namespace: str = Field("fraud", description="FRAUD_KSERVE_NAMESPACE: namespace of the InferenceService.")
+    kserve_inference_service: str = Field("fraud-detection", description=(
+        "FRAUD_KSERVE_INFERENCE_SERVICE: name of the InferenceService the deploy step patches."))
+    retrain_labelled_window_days: float = Field(0.0, ge=0, description=(
+        "FRAUD_RETRAIN_LABELLED_WINDOW_DAYS: the training data step adds the labelled score events of this many "
+        "recent days (the features the model saw + the outcome) to the history; 0 adds none."))
 
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
@@ -178,7 +198,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: use a local path, s3a://, hdfs:// or file://")
         return value.rstrip("/") if value else value
 
-    @field_validator("kafka_sasl_password", "s3_secret_key")
+    @field_validator("kafka_sasl_password", "s3_secret_key", "kfp_token")
     @classmethod
     def _refuse_placeholder_password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().lower() in _PLACEHOLDER_SECRETS:

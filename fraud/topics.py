@@ -51,6 +51,15 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions_of(consumer, topic)).items()}
 
 
+def offsets_since(settings: Settings, topic: str, since_ms: int) -> dict[int, int]:
+    """Per partition, the first offset whose record timestamp is at or after ``since_ms`` (else the end): a bookmark."""
+    with _reader(settings) as consumer:
+        partitions = partitions_of(consumer, topic)
+        found = consumer.offsets_for_times({tp: since_ms for tp in partitions}) if partitions else {}
+        ends = consumer.end_offsets(partitions) if partitions else {}
+        return {tp.partition: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
+
+
 def read_between(settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]) -> Iterator[ConsumerRecord]:
     """Every record of ``topic`` from the ``start`` bookmark up to (not including) the ``end`` one."""
     with _reader(settings) as consumer:

@@ -1,7 +1,8 @@
 """The KServe model `fraud-detection`: the registered production ONNX model, served with onnxruntime.
 
 `load()` resolves the version (pinned in settings, else production), fetches the
-artifact through `fraud.storage` and swaps it in atomically, so a reload never
+artifact through `fraud.storage`, scores a probe row with it (a model that
+cannot is refused) and swaps it in atomically, so a reload never
 fails a request in flight: each request scores with the model it started with.
 
 Requests:
@@ -91,6 +92,20 @@ class RowBatcher:
                 offset += len(rows)
 
 
+def _probe(onnx: OnnxFraudModel, version: str) -> None:
+    """Score a row of zeros with a model before it is swapped in: a model that cannot is refused, the previous one stays.
+
+    Also pays the new session's first run (its allocations) here, off the request path.
+    """
+    width = len(onnx.feature_names)
+    try:
+        scores = onnx.predict(np.zeros((1, width), dtype=np.float32))
+    except Exception as error:  # onnxruntime's own errors: a graph that does not take its declared features
+        raise FraudError(f"version {version} cannot score a row of its {width} features: {error}") from error
+    if scores.shape != (1,):
+        raise FraudError(f"version {version} answers {scores.shape[0]} scores for one row")
+
+
 class FraudModel(Model):
     """load / predict / ready, plus the request checks that keep client mistakes 4xx."""
 
@@ -137,6 +152,7 @@ class FraudModel(Model):
             return self.current
         with tempfile.TemporaryDirectory() as scratch:
             onnx = OnnxFraudModel(fetch(self.settings, chosen.uri, Path(scratch) / "model.onnx"))
+        _probe(onnx, chosen.version)
         return LoadedModel(onnx, chosen.version)
 
     def get_input_types(self) -> list[dict]:

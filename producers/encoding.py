@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fraud.errors import FraudError
-from fraud.events import KafkaRecord, encode
+from fraud.events import KafkaRecord, Payload, encode
 from producers.dataset import RejectedRow
 from producers.sources import TransactionSource
 
@@ -22,12 +22,32 @@ _CHUNK = 1000
 _PREFETCH = 16  # chunks the helper may run ahead of the sender: bounds memory
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """An event a source emits after a transaction, to be published ``delay_s`` after it (its label, say)."""
+
+    payload: Payload
+    delay_s: float
+    event_source: str
+    kind: str = ""  # what reports count it as, e.g. the label's source
+
+
+@dataclass(frozen=True)
+class EncodedFollowUp:
+    """A follow-up ready to send once its delay has passed."""
+
+    record: KafkaRecord
+    delay_s: float
+    kind: str
+
+
 @dataclass
 class EncodedChunk:
-    """Ready-to-send messages, plus the rows that were rejected on the way."""
+    """Ready-to-send messages, the rows that were rejected on the way, and follow-ups of the messages."""
 
     messages: list[KafkaRecord] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
+    follow_ups: list[EncodedFollowUp] = field(default_factory=list)
 
 
 def encode_chunks(source: TransactionSource, event_source: str, chunk_size: int = _CHUNK) -> Iterator[EncodedChunk]:
@@ -37,11 +57,14 @@ def encode_chunks(source: TransactionSource, event_source: str, chunk_size: int 
         if isinstance(item, RejectedRow):
             chunk.rejected.append(item)
             continue
+        if isinstance(item, FollowUp):
+            chunk.follow_ups.append(EncodedFollowUp(encode(item.payload, item.event_source), item.delay_s, item.kind))
+            continue
         chunk.messages.append(encode(item, event_source))
         if len(chunk.messages) >= chunk_size:
             yield chunk
             chunk = EncodedChunk()
-    if chunk.messages or chunk.rejected:
+    if chunk.messages or chunk.rejected or chunk.follow_ups:
         yield chunk
 
 

@@ -14,7 +14,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from fraud.errors import FraudError
 from fraud.settings import Settings
-from producers.encoding import BackgroundEncoder
+from producers.encoding import BackgroundEncoder, EncodedFollowUp
 from producers.sources import TransactionSource
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,18 @@ class Progress(Protocol):
     def advance(self, count: int) -> None: ...
 
 
+class FollowUpSender(Protocol):
+    """Sends a source's follow-ups (e.g. `producers.labels.LabelScheduler`) on the transactions' producer."""
+
+    def add(self, follow_ups: list[EncodedFollowUp]) -> None: ...
+
+    def send_due(self, producer: KafkaProducer) -> None: ...
+
+    def drain(self, producer: KafkaProducer) -> None: ...
+
+    def settle(self, final_wait_s: float) -> None: ...
+
+
 class _Pacer:
     """Spaces sends to ``rate`` events/s (0: no pacing) without drifting over a long run."""
 
@@ -102,11 +114,15 @@ def publish(
     topic: str | None = None,
     rate: float | None = None,
     progress: Progress | None = None,
+    follow_ups: FollowUpSender | None = None,
 ) -> DeliveryReport:
     """Send every transaction of ``source`` and wait until each is acknowledged or has failed.
 
     Rejected dataset rows are counted and logged, never sent. ``progress`` is
     anything with ``advance(n)``, called as events are handed to the producer.
+    ``follow_ups`` gets the source's follow-ups as their transactions go out,
+    sends them when due, and is drained before this returns; the report's
+    time and rate are the transactions' alone.
     """
     topic = topic or settings.topic_transactions
     pacer = _Pacer(settings.produce_rate if rate is None else rate)
@@ -117,6 +133,7 @@ def publish(
         producer = make_producer(settings)
         pending: deque[list[FutureRecordMetadata]] = deque()
         started = time.perf_counter()
+        finished: float | None = None
         stopped_by: Exception | None = None
         try:
             for chunk in chunks:
@@ -130,16 +147,25 @@ def publish(
                     sent.append(producer.send(topic, key=key, value=value, headers=headers))
                     offered += 1
                     pacer.wait(offered)
+                    if follow_ups is not None:
+                        follow_ups.send_due(producer)
                 pending.append(sent)
                 report.settle(pending)
+                if follow_ups is not None:
+                    follow_ups.add(chunk.follow_ups)  # after their transactions: a follow-up never overtakes one
                 if progress is not None:
                     progress.advance(len(chunk.messages) + len(chunk.rejected))
             producer.flush()
+            finished = time.perf_counter()
+            if follow_ups is not None:
+                follow_ups.drain(producer)
         except (KafkaError, ValueError) as error:  # ValueError: kafka-python refuses e.g. an illegal topic name
             stopped_by = error
         finally:
             report.settle(pending, final_wait_s=settings.producer_final_wait_s)
-            report.seconds = time.perf_counter() - started
+            if follow_ups is not None:
+                follow_ups.settle(settings.producer_final_wait_s)
+            report.seconds = (finished if finished is not None else time.perf_counter()) - started
             try:
                 producer.close(timeout=5 if stopped_by else None)
             except KafkaError as error:  # closing flushes again; the failure is already counted

@@ -7,6 +7,11 @@ Values are drawn in numpy chunks (no per-field Python random calls); each row is
 then validated into a `Transaction`. Every user has a home location and a typical
 spend, so a transaction far from home or far above the user's usual amount stands
 out, which is what the fraud features look at.
+
+Ground truth (for `fraud produce --labels`): half of the transactions far from
+home are a stolen card's, the other half travel. Its coin flips come from a
+generator spawned off the stream's, so a seed gives the same transactions
+whether or not anyone asks for the truth.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from fraud.events import Transaction
 
 _CHUNK = 4096
 _TRANSACTIONS = TypeAdapter(list[Transaction])
+_STOLEN_SHARE_OF_FAR = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,23 +63,40 @@ def synthetic_transactions(
     Event times start at ``start`` (default: now) and advance by exponential
     gaps of ``mean_gap_ms``, so a replay keeps a realistic order.
     """
+    for transactions, _ in _chunks(count, users, seed, start, mean_gap_ms):
+        yield from transactions
+
+
+def synthetic_outcomes(
+    count: int | None, users: int = 1000, seed: int | None = None, start: datetime | None = None, mean_gap_ms: float = 1.0,
+) -> Iterator[tuple[Transaction, bool]]:
+    """The same stream as `synthetic_transactions`, each transaction with its ground truth (True: fraud)."""
+    for transactions, fraud in _chunks(count, users, seed, start, mean_gap_ms):
+        yield from zip(transactions, fraud.tolist(), strict=True)
+
+
+def _chunks(
+    count: int | None, users: int, seed: int | None, start: datetime | None, mean_gap_ms: float,
+) -> Iterator[tuple[list[Transaction], np.ndarray]]:
     rng = np.random.default_rng(seed)
+    truth_rng = rng.spawn(1)[0]  # leaves rng's own sequence as it was
     population = SyntheticUsers.draw(users, rng)
     run_id = f"{seed:08x}" if seed is not None else secrets.token_hex(4)
     clock = start or datetime.now(UTC)
     produced = 0
     while count is None or produced < count:
         size = _CHUNK if count is None else min(_CHUNK, count - produced)
-        rows, clock = _draw_chunk(rng, population, size, clock, mean_gap_ms)
+        rows, far, clock = _draw_chunk(rng, population, size, clock, mean_gap_ms)
         for offset, row in enumerate(rows):
             row["transaction_id"] = f"tx-{run_id}-{produced + offset:010d}"
-        yield from _TRANSACTIONS.validate_python(rows)  # one validator call per chunk: cheaper than per row
+        # one validator call per chunk: cheaper than per row
+        yield _TRANSACTIONS.validate_python(rows), far & (truth_rng.random(size) < _STOLEN_SHARE_OF_FAR)
         produced += size
 
 
 def _draw_chunk(
     rng: np.random.Generator, population: SyntheticUsers, size: int, clock: datetime, mean_gap_ms: float
-) -> tuple[list[dict], datetime]:
+) -> tuple[list[dict], np.ndarray, datetime]:
     user = rng.integers(0, len(population.typical_amount), size)
     online = rng.random(size) < 0.35
     # Most purchases happen near home; a few are far away (travel, or a stolen card).
@@ -106,4 +129,4 @@ def _draw_chunk(
             longitude.tolist(), used_chip.tolist(), used_pin.tolist(), online.tolist(), strict=True,
         )
     ]
-    return rows, times[-1] if times else clock
+    return rows, far, times[-1] if times else clock

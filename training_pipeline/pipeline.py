@@ -47,12 +47,14 @@ def build_pipeline(image: str) -> Callable:
             marker.write("\n".join(applied))
 
     @component
-    def training_data(data_dir: str, feature_store: Input[Artifact], train: Output[Dataset], valid: Output[Dataset],
-                      test: Output[Dataset]):
-        """Point-in-time train/valid/test sets from Feast's offline store."""
+    def training_data(data_dir: str, labelled_window_days: float, feature_store: Input[Artifact], train: Output[Dataset],
+                      valid: Output[Dataset], test: Output[Dataset]):
+        """Point-in-time train/valid/test sets from Feast's offline store, plus labelled served rows of the window."""
         from training_pipeline.steps import run_training_data
 
-        run_training_data(data_dir, train.path, valid.path, test.path)
+        served = run_training_data(data_dir, train.path, valid.path, test.path, labelled_window_days)
+        for split, dataset in (("train", train), ("valid", valid), ("test", test)):
+            dataset.metadata["served_rows"] = served.get(split, 0)
 
     @component
     def train_model(data_dir: str, train: Input[Dataset], valid: Input[Dataset], test: Input[Dataset], model: Output[Model]):
@@ -94,11 +96,13 @@ def build_pipeline(image: str) -> Callable:
         return run_deploy(data_dir, decision.path)
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, gate, register and deploy the fraud model.")
-    def fraud_training(data_dir: str = "", users: int = 0) -> str:
-        """``data_dir`` "" = settings from the environment (cluster); ``users`` 0 = FRAUD_PIPELINE_USERS."""
+    def fraud_training(data_dir: str = "", users: int = 0, labelled_window_days: float = 0.0) -> str:
+        """``data_dir`` "" = settings from the environment (cluster); ``users`` 0 = FRAUD_PIPELINE_USERS;
+        ``labelled_window_days`` 0 = FRAUD_RETRAIN_LABELLED_WINDOW_DAYS (default 0: no served rows)."""
         prepared = prep(data_dir=data_dir, users=users)
         store = features(data_dir=data_dir, prepared=prepared.outputs["prepared"])
-        sets = training_data(data_dir=data_dir, feature_store=store.outputs["feature_store"])
+        sets = training_data(data_dir=data_dir, labelled_window_days=labelled_window_days,
+                             feature_store=store.outputs["feature_store"])
         trained = train_model(data_dir=data_dir, train=sets.outputs["train"], valid=sets.outputs["valid"],
                               test=sets.outputs["test"])
         evaluated = evaluate(data_dir=data_dir, model=trained.outputs["model"], train=sets.outputs["train"],
@@ -115,7 +119,8 @@ def compile_pipeline(image: str, path: Path = COMPILED) -> Path:
     return path
 
 
-def run_locally(data_dir: Path, users: int, run_id: str, log_path: Path | None = None) -> str:
+def run_locally(data_dir: Path, users: int, run_id: str, log_path: Path | None = None,
+                labelled_window_days: float = 0.0) -> str:
     """Run the whole pipeline with kfp.local's SubprocessRunner in this virtualenv; return the deploy message.
 
     With ``log_path``, everything the runner and the step processes print goes there instead of the terminal.
@@ -133,7 +138,7 @@ def run_locally(data_dir: Path, users: int, run_id: str, log_path: Path | None =
             stack.enter_context(_output_to(log_path))
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(data_dir / "pipeline" / "kfp"),
                    raise_on_error=True)
-        task = build_pipeline("local")(data_dir=str(data_dir), users=users)
+        task = build_pipeline("local")(data_dir=str(data_dir), users=users, labelled_window_days=labelled_window_days)
         return task.output
 
 

@@ -58,23 +58,44 @@ def pr_auc_on(model: OnnxFraudModel, test: pd.DataFrame) -> float:
 
 def other_features(candidate: OnnxFraudModel) -> str | None:
     """Rule 1: why ``candidate`` cannot be served by the stream worker, or None."""
-    if candidate.feature_names == list(FEATURE_NAMES):
+    return feature_difference(candidate.feature_names, list(FEATURE_NAMES))
+
+
+def feature_difference(served: list[str], computed: list[str]) -> str | None:
+    """Why a model taking ``served`` columns cannot score the ``computed`` ones, naming the difference; None if equal."""
+    if served == computed:
         return None
-    missing = [name for name in FEATURE_NAMES if name not in candidate.feature_names]
-    extra = [name for name in candidate.feature_names if name not in FEATURE_NAMES]
-    detail = (f"missing {missing}" if missing else "") + (f" extra {extra}" if extra else "")
-    return (f"refused: the candidate takes other features than the stream worker computes "
-            f"({detail.strip() or 'same names, another order'})")
+    missing = [name for name in computed if name not in served]
+    extra = [name for name in served if name not in computed]
+    if missing or extra:
+        detail = "; ".join(part for part in (f"missing {missing}" if missing else "",
+                                             f"extra {extra}" if extra else "") if part)
+    else:
+        at = next(i for i, (a, b) in enumerate(zip(served, computed)) if a != b)
+        detail = f"same names, another order: column {at} is {served[at]!r}, the worker's is {computed[at]!r}"
+    return f"refused: the candidate takes other features than the stream worker computes ({detail})"
 
 
 def baseline_wins(candidate: OnnxFraudModel) -> str | None:
     """Rule 2: the figures if the tuned baseline beats ``candidate`` by more than the margin, or None."""
-    metrics = candidate.describe().get("metrics", {})
+    return baseline_verdict(candidate.describe().get("metrics", {}))
+
+
+def baseline_verdict(metrics: dict[str, float]) -> str | None:
+    """Rule 2 on evaluate's metrics: the figures if PR-AUC < BASELINE_MARGIN x the baseline's; None if it passes."""
     pr_auc, baseline = metrics.get("pr_auc"), metrics.get("baseline_pr_auc")
     if pr_auc is None or not baseline or pr_auc >= BASELINE_MARGIN * baseline:
         return None
-    return (f"the tuned HistGradientBoosting baseline wins: candidate test PR-AUC {pr_auc:.4f} is below "
-            f"{BASELINE_MARGIN} x the baseline's {baseline:.4f}")
+    return (f"the tuned HistGradientBoosting baseline wins: candidate test PR-AUC {pr_auc:.4f} is "
+            f"{pr_auc / baseline:.3f}x the baseline's {baseline:.4f}, below {BASELINE_MARGIN}x")
+
+
+def baseline_passed(metrics: dict[str, float]) -> str:
+    """Rule 2's figures when it passed (empty without evaluate's metrics), to append to a promotion's reason."""
+    pr_auc, baseline = metrics.get("pr_auc"), metrics.get("baseline_pr_auc")
+    if pr_auc is None or not baseline:
+        return ""
+    return f"; {pr_auc / baseline:.3f}x the tuned baseline's PR-AUC {baseline:.4f} (at least {BASELINE_MARGIN}x)"
 
 
 def gate_and_register(candidate_path: Path, test: pd.DataFrame, settings: Settings,
@@ -126,6 +147,8 @@ def gate_and_register(candidate_path: Path, test: pd.DataFrame, settings: Settin
     else:
         reason = (f"promoted v{version.version}: candidate PR-AUC {candidate_pr_auc:.4f} beats production "
                   f"v{current.version} {production_pr_auc:.4f} on the same test split")
+    if not beaten:
+        reason += baseline_passed(candidate.describe().get("metrics", {}))
     log.info(reason)
     return Decision(True, reason, candidate_pr_auc, version.version, uri,
                     current.version if current else None, production_pr_auc)

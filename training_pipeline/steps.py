@@ -89,14 +89,27 @@ def run_features(data_dir: str, manifest_path: str) -> list[str]:
 
 
 @timed("training_data")
-def run_training_data(data_dir: str, train_out: str, valid_out: str, test_out: str) -> None:
-    """Point-in-time train/valid/test from Feast, into <data dir>/training and the step's artifacts."""
+def run_training_data(data_dir: str, train_out: str, valid_out: str, test_out: str,
+                      labelled_window_days: float = 0.0) -> dict[str, int]:
+    """Point-in-time train/valid/test from Feast (plus labelled served rows of the window), into <data dir>/training.
+
+    ``labelled_window_days`` 0 means FRAUD_RETRAIN_LABELLED_WINDOW_DAYS (whose default, 0, means none).
+    Returns the number of served rows each split received.
+    """
     from training_pipeline.training_data import build_training_sets
 
-    paths = build_training_sets(settings_for(data_dir))
+    settings = settings_for(data_dir)
+    window = labelled_window_days or settings.retrain_labelled_window_days
+    served = None
+    if window > 0:
+        from training_pipeline.served import read_served, split_by_time
+
+        served = split_by_time(read_served(settings, window))
+    paths = build_training_sets(settings, served=served)
     for split, out in (("train", train_out), ("valid", valid_out), ("test", test_out)):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths[split], out)
+    return {split: len(rows) for split, rows in (served or {}).items()}
 
 
 @timed("train")

@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 TRAINING_SPLITS = ("train", "valid", "test")
 
 
-def build_training_sets(settings: Settings, out_dir: Path | None = None) -> dict[str, Path]:
-    """Write ``<out>/{train,valid,test}.parquet``: FEATURE_NAMES columns plus `fraud`; return the paths."""
+def build_training_sets(settings: Settings, out_dir: Path | None = None,
+                        served: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+    """Write ``<out>/{train,valid,test}.parquet``: FEATURE_NAMES columns plus `fraud`; return the paths.
+
+    ``served`` (from `training_pipeline.served`) adds rows per split, after the Feast ones.
+    """
     from feature_repo.definitions import FEATURE_SERVICE
 
     out_dir = out_dir or settings.data_dir / "training"
@@ -37,6 +41,9 @@ def build_training_sets(settings: Settings, out_dir: Path | None = None) -> dict
         frame = frame.sort_values(["event_timestamp", "user_id"], kind="stable")[[*FEATURE_NAMES, "fraud"]]
         if frame[list(FEATURE_NAMES)].isna().any().any():
             raise ValueError(f"{split}: Feast returned rows without features; was `fraud pipeline features` run?")
+        if served is not None and len(served[split]):
+            frame = pd.concat([frame, served[split][[*FEATURE_NAMES, "fraud"]]], ignore_index=True)
+            log.info("%s: %d of its rows are labelled served rows", split, len(served[split]))
         paths[split] = out_dir / f"{split}.parquet"
         frame.to_parquet(paths[split], index=False)
         log.info("%s: %d rows, %.2f%% fraud", split, len(frame), 100 * frame["fraud"].mean())

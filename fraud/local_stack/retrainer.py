@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 
 from fraud.local_stack import process
 from fraud.settings import Settings, settings_env
-from training_pipeline.retrain import journal_path
+from training_pipeline.retrain import Journal, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,14 @@ class LocalRetrainer:
         return self.describe()
 
     def stop(self) -> bool:
+        """Stop it (a run going on is killed with it; its request is read again at the next start)."""
         return process.stop(self.files, self.settings.stack_stop_timeout_s)
 
     def describe(self) -> str:
+        """One line: stopped, or listening with how many requests it answered and the last outcome."""
         pid = self.files.read_pid()
         if pid is None:
             return "stopped"
-        journal = journal_path(self.settings)
-        handled = journal.read_text().splitlines() if journal.exists() else []
-        last = f"; last: {json.loads(handled[-1])['outcome']}" if handled else ""
-        return f"listening on {self.settings.topic_retrain} (PID {pid}): {len(handled)} requests handled{last}"
+        handled = [entry for entry in Journal(journal_path(self.settings)).entries() if entry.get("handled") != "by hand"]
+        last = f"; last: {handled[-1]['outcome']}" if handled else ""
+        return f"listening on {self.settings.topic_retrain} (PID {pid}): {len(handled)} requests answered{last}"

@@ -1,12 +1,11 @@
 """`fraud retrain --listen`'s loop against the real broker: one run at a time, requests during a run join it.
 
-The pipeline itself is replaced by a function that records its calls and takes a
-second: a real run takes minutes, and tests/pipeline runs the real one.
+The pipeline itself is replaced by a function that records its calls and takes two
+seconds: a real run takes minutes, and tests/pipeline runs the real one.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -19,51 +18,59 @@ from kafka import KafkaProducer
 from fraud.events import RetrainRequest, encode
 from fraud.settings import Settings
 from fraud.topics import committed_offsets
-from training_pipeline.retrain import journal_path, listen
+from training_pipeline.retrain import Journal, journal_path, listen
 
 
-def publish(settings: Settings, by: str) -> None:
+def publish(settings: Settings, *requested_by: str) -> None:
+    """One request per name, then a record that is no request (a control topic gets those too)."""
     producer = KafkaProducer(**settings.kafka_client_config(), acks="all")
-    key, value, headers = encode(RetrainRequest(reason="test", requested_at=datetime.now(UTC), requested_by=by), "test")
-    producer.send(settings.topic_retrain, key=key, value=value, headers=headers).get(timeout=30)
+    for by in requested_by:
+        key, value, headers = encode(RetrainRequest(reason="test", requested_at=datetime.now(UTC), requested_by=by), "test")
+        producer.send(settings.topic_retrain, key=key, value=value, headers=headers)
     producer.send(settings.topic_retrain, key=b"retrain", value=b"not a request").get(timeout=30)
     producer.close()
 
 
-def test_requests_during_a_run_join_it_and_offsets_are_committed(kafka_settings: Settings, new_topic: Callable[..., str],
-                                                                  tmp_path: Path) -> None:
+def eventually(check: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_two_quick_requests_make_one_run_a_later_one_another(kafka_settings: Settings, new_topic: Callable[..., str],
+                                                               tmp_path: Path) -> None:
     settings = kafka_settings.model_copy(update={"data_dir": tmp_path, "topic_retrain": new_topic("retrain", partitions=1),
                                                  "retrain_group": f"retrainer-{uuid.uuid4().hex[:8]}"})
     runs: list[str] = []
-    started = threading.Event()
+    running = threading.Event()
 
     def run(request: RetrainRequest) -> str:
         runs.append(request.requested_by)
-        started.set()
+        running.set()
         time.sleep(2)
-        return "ran"
+        running.clear()
+        return f"run {len(runs)}"
 
+    def committed() -> dict[int, int]:
+        return committed_offsets(settings, settings.retrain_group, settings.topic_retrain)
+
+    journal = Journal(journal_path(settings))
     stop = threading.Event()
     listener = threading.Thread(target=listen, args=(settings, run, stop.is_set), daemon=True)
     listener.start()
     try:
-        publish(settings, "first")
-        assert started.wait(30)
-        publish(settings, "during")  # made while the first run goes on
-        journal = journal_path(settings)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 2):
-            time.sleep(0.2)
-        publish(settings, "after")
-        while time.monotonic() < deadline and len(journal.read_text().splitlines()) < 3:
-            time.sleep(0.2)
-        while time.monotonic() < deadline and committed_offsets(settings, settings.retrain_group, settings.topic_retrain) != {0: 6}:
-            time.sleep(0.2)  # the last bad record, skipped and committed too
+        publish(settings, "first", "second")  # offsets 0, 1 and a bad record at 2
+        eventually(running.is_set)
+        assert committed() == {}  # nothing is committed while the run that answers them goes on
+        eventually(lambda: len(journal.entries()) == 2)
+        eventually(lambda: committed() == {0: 3})  # both requests and the bad record
+        publish(settings, "later")  # offset 3 and a bad record at 4
+        eventually(lambda: len(journal.entries()) == 3)
+        eventually(lambda: committed() == {0: 5})
     finally:
         stop.set()
         listener.join(10)
-    outcomes = [(e["request"]["requested_by"], e["outcome"]) for e in map(json.loads, journal.read_text().splitlines())]
-    assert [by for by, _ in outcomes] == ["first", "during", "after"]
-    assert outcomes[0][1] == "ran" and outcomes[1][1].startswith("joined") and outcomes[2][1] == "ran"
-    assert runs == ["first", "after"]
-    assert committed_offsets(settings, settings.retrain_group, settings.topic_retrain) == {0: 6}  # bad records too
+    assert runs == ["first", "later"]
+    assert [(e["request"]["requested_by"], e["handled"], e["outcome"]) for e in journal.entries()] == [
+        ("first", "ran", "run 1"), ("second", "joined", "run 1"), ("later", "ran", "run 2")]

@@ -19,3 +19,21 @@ def test_unreachable_precision_falls_back_to_best_f1() -> None:
     labels = np.array([1, 0, 1, 0])
     scores = np.array([0.9, 0.8, 0.3, 0.2])
     assert choose_threshold(labels, scores, target_precision=0.99) in {0.9, 0.3}
+
+
+def test_the_baseline_search_covers_rate_leaf_and_l2() -> None:
+    from training_pipeline.evaluate import BASELINE_GRID
+
+    assert {(p["learning_rate"], p["min_samples_leaf"], p["l2_regularization"]) for p in BASELINE_GRID} == {
+        (rate, leaf, l2) for rate in (0.05, 0.1) for leaf in (20, 50) for l2 in (0.0, 1.0)}
+
+
+def test_the_report_states_the_model_to_baseline_ratio(tmp_path) -> None:
+    from training_pipeline.evaluate import Evaluation, write_report
+
+    evaluation = Evaluation(threshold=0.5, pr_auc=0.80, roc_auc=0.9, precision=0.7, recall=0.6, baseline_pr_auc=0.82,
+                            baseline_roc_auc=0.91, model_to_baseline=0.80 / 0.82, test_rows=4, test_frauds=2,
+                            confusion=[[2, 0], [1, 1]], baseline_params={"learning_rate": 0.1})
+    labels, scores = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.4])
+    page = write_report(tmp_path / "report.html", evaluation, labels, scores, scores).read_text()
+    assert "Model PR-AUC / baseline PR-AUC = 0.8000 / 0.8200 = <b>0.976</b>" in page and "learning_rate=0.1" in page
