@@ -23,6 +23,7 @@ bench: bootstrap  ## benchmarks, each beside its baseline
 	$(UV) run fraud bench pipeline --sizes 100000
 	$(UV) run fraud bench stream
 	$(UV) run fraud bench chaos
+	$(UV) run fraud bench redeploy
 	$(UV) run fraud bench soak
 
 stack-up: bootstrap

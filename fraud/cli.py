@@ -443,13 +443,23 @@ def monitor(
 # --- demo -------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(min=100, help="Users to generate and train on.")] = 50_000,
+    users: Annotated[int | None, typer.Option(min=100, help="Users to generate and train on. [default: 50,000; drift: 10,000]")] = None,
     days: Annotated[int, typer.Option(min=2, help="Days of history before the replayed day.")] = 30,
     rate: Annotated[float, typer.Option(min=0, help="Replay speed in events/s; 0 = as fast as possible.")] = 0.0,
     retrain: Annotated[bool, typer.Option("--retrain", help="Generate and train again even if a demo model exists.")] = False,
+    scenario: Annotated[str, typer.Option(help=(
+        "baseline: replay one day and summarise its scores. drift: the learning loop on a fraud pattern that changes "
+        "(its own stack under data/drift; --users default 10,000, --rate default 200)."))] = "baseline",
 ) -> None:
     """The whole story: stack up, generate data, train and deploy, replay a day through Kafka, summarise the scores."""
     import time
+
+    if scenario not in ("baseline", "drift"):
+        raise typer.BadParameter(f"{scenario!r} is not one of baseline, drift", param_hint="'--scenario'")
+    if scenario == "drift":
+        _drift_demo(users, rate)
+        return
+    users = users or 50_000
 
     from fraud import demo as story
     from fraud.local_stack import stack_up as start_stack
@@ -488,6 +498,35 @@ def demo(
     _demo_summary(settings, result, time.perf_counter() - began)
 
 
+def _drift_demo(users: int | None, rate: float) -> None:
+    """`fraud demo --scenario drift`: run the story and report its figures."""
+    from rich.table import Table
+
+    from fraud.drift_story import DriftPlan, run_story
+
+    defaults = DriftPlan()
+    plan = DriftPlan(users=users or defaults.users, rate=rate or defaults.rate)
+    result = run_story(load_settings(), plan, out)
+    watch = result.watch
+    table = Table(title="PR-AUC over every scored transaction (full ground truth)")
+    for column in ("phase", "scored", "frauds", "PR-AUC", "recall at the served threshold"):
+        table.add_column(column, justify="right")
+    for phase in result.phases:
+        table.add_row(phase.name, f"{phase.events:,}", f"{phase.frauds:,}",
+                      "n/a" if phase.pr_auc is None else f"{phase.pr_auc:.3f}", "n/a" if phase.recall is None else f"{phase.recall:.3f}")
+    out.print(table)
+    seen = result.seen
+    since = lambda a, b: "n/a" if a is None or b is None else f"{(b - a).total_seconds():.0f} s"  # noqa: E731
+    _print(f"drift onset -> retraining requested: {since(seen.onset, seen.requested)}\n"
+           f"retraining requested -> v{watch.new_version or '?'} serving: {since(seen.requested, seen.serving)}\n"
+           f"recovery: PR-AUC after / before the drift = "
+           + ("n/a" if result.recovered is None else f"{result.recovered:.2f} (the target is at least 0.90)")
+           + f"\nchart: {result.chart}\nthe story took {result.seconds / 60:.1f} min; its stack is stopped, its files are "
+           f"under {load_settings().data_dir / 'drift'}")
+    if watch.new_version is None:
+        raise FraudError("no new model served during the stream: see data/drift/run/monitor.log and retrainer.log")
+
+
 def _parquet_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -496,6 +535,8 @@ def _parquet_rows(path: Path) -> int:
 
 def _demo_summary(settings: Settings, result, seconds: float) -> None:
     from rich.table import Table
+
+    from fraud import demo as story
 
     counts = result.decisions()
     table = Table(title=f"{len(result.scores):,} transactions scored by model {result.scores[0].model_name} "
@@ -525,6 +566,9 @@ def _demo_summary(settings: Settings, result, seconds: float) -> None:
            f"  uv run fraud scores --from-beginning --max 5          # read score events\n"
            f"  uv run fraud produce --count 20000                   # publish more; the worker scores them\n"
            f"  uv run fraud stack status                            # services, topics, worker counters\n"
+           f"  uv run fraud labels --dataset {story.replay_path(settings)}   # the day's outcomes: the monitor's live quality\n"
+           f"  uv run fraud monitor --watch                         # PR-AUC, recall, drift (PSI), retraining requests\n"
+           f"  uv run fraud demo --scenario drift                   # the learning loop: drift, detection, retraining\n"
            f"  curl -s {metrics}/metrics | grep ^fraud_scorer       # the worker's Prometheus metrics\n"
            f"  curl -s -X POST {host}/v1/models/{settings.model_name}:predict -H 'Content-Type: application/json' "
            f"-d '{{\"user_id\": \"{s.user_id}\"}}'\n"

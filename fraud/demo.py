@@ -46,10 +46,11 @@ def replay_path(settings: Settings) -> Path:
     return settings.data_dir / "demo" / "replay.parquet"
 
 
-def generate_demo_data(settings: Settings, users: int, days: int, seed: int = 0) -> DemoData:
-    """Generate ``days + 1`` days; write the first ``days`` to the raw dir and the last one to replay.parquet."""
+def generate_demo_data(settings: Settings, users: int, days: int, seed: int = 0, spec: GenerationSpec | None = None,
+                       ) -> DemoData:
+    """Generate ``days + 1`` days (or ``spec``); write the first ``days`` to the raw dir and the rest to replay.parquet."""
     scratch = settings.data_dir / "demo" / "generated"
-    spec = GenerationSpec(users=users, days=days + 1, seed=seed)
+    spec = spec or GenerationSpec(users=users, days=days + 1, seed=seed)
     files = generate(spec, scratch)
     table = pq.read_table(files.transactions_path)
     cut = datetime.combine(spec.start, datetime.min.time(), UTC) + timedelta(days=days)

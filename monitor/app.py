@@ -151,20 +151,22 @@ class Monitor:
                              (m.alert_rate, self.served.alert_rate())):
             gauge.set(float("nan") if value is None else value)
         reference = self.references.of(self.serving) if self.serving else None
-        psi = self.served.psi(reference) if reference else {}
+        psi = self.served.psi(reference, self.serving) if reference else {}
         for name, value in psi.items():
             m.psi.labels(name).set(value)
         m.psi_max.set(max(psi.values()) if psi else float("nan"))
-        return self.trigger.check(quality, self._drift_that_triggers(psi), self.serving, now)
+        # The trigger judges the serving model on its own rows: right after a redeploy the window still
+        # holds the previous model's, whose (poor) figures are what the new model was trained to mend.
+        return self.trigger.check(self.quality.quality(self.serving), self._drift_that_triggers(psi), self.serving, now)
 
     def _drift_that_triggers(self, psi: dict[str, float]) -> dict[str, float]:
-        """The score's PSI, once the score window is full: what the trigger may act on.
+        """The score's PSI, once the score window is full of the serving model's scores: what the trigger may act on.
 
         Features' PSI are shown, not acted on: history features such as days since the
         first transaction drift by the calendar alone, and a shift that matters to
         fraud shows in the scores. A window not yet full is too noisy to act on.
         """
-        if SCORE not in psi or len(self.served.scores) < self.settings.monitor_score_window:
+        if SCORE not in psi or len(self.served.scored_by(self.serving)) < self.settings.monitor_score_window:
             return {}
         return {SCORE: psi[SCORE]}
 

@@ -93,14 +93,18 @@ class QualityWindow:
     def add(self, row: Labelled) -> None:
         self.rows.append(row)
 
-    def quality(self) -> Quality:
-        """Precision and recall at the served decisions, and PR-AUC of the scores, over the window."""
-        truth = np.array([row.is_fraud for row in self.rows], dtype=bool)
+    def quality(self, version: str | None = None) -> Quality:
+        """Precision and recall at the served decisions, and PR-AUC of the scores, over the window.
+
+        With ``version``, over the window's rows that this model version scored only.
+        """
+        rows = [row for row in self.rows if version is None or row.model_version == version]
+        truth = np.array([row.is_fraud for row in rows], dtype=bool)
         frauds = int(truth.sum())
         if frauds == 0 or frauds == len(truth):
             return Quality(len(truth), frauds, None, None, None)
-        flagged = np.array([row.flagged for row in self.rows], dtype=bool)
-        scores = np.array([row.score for row in self.rows])
+        flagged = np.array([row.flagged for row in rows], dtype=bool)
+        scores = np.array([row.score for row in rows])
         return Quality(len(truth), frauds, float(precision_score(truth, flagged, zero_division=0.0)),
                        float(recall_score(truth, flagged)), float(average_precision_score(truth, scores)))
 
@@ -120,12 +124,21 @@ class ServedWindow:
             return None
         return sum(score.decision == "fraud" for score in self.scores) / len(self.scores)
 
-    def psi(self, reference: Reference) -> dict[str, float]:
-        """PSI of every feature (and the score) served in the window against ``reference``."""
-        if not self.scores:
+    def scored_by(self, version: str | None) -> list[Score]:
+        """The window's scores by ``version`` (all of them if None)."""
+        return [score for score in self.scores if version is None or score.model_version == version]
+
+    def psi(self, reference: Reference, version: str | None = None) -> dict[str, float]:
+        """PSI of every feature (and the score) served in the window against ``reference``.
+
+        With ``version``, of the scores that version made only: another model's scores
+        fall differently into this one's bins, which is not drift.
+        """
+        scores = self.scored_by(version)
+        if not scores:
             return {}
-        columns = {name: np.array([score.features.get(name, np.nan) for score in self.scores])
+        columns = {name: np.array([score.features.get(name, np.nan) for score in scores])
                    for name in reference.histograms if name != SCORE}
         columns = {name: values[np.isfinite(values)] for name, values in columns.items()}
-        columns[SCORE] = np.array([score.score for score in self.scores])
+        columns[SCORE] = np.array([score.score for score in scores])
         return reference.psi(columns)

@@ -48,31 +48,33 @@ def build_pipeline(image: str) -> Callable:
 
     @component
     def training_data(data_dir: str, labelled_window_days: float, feature_store: Input[Artifact], train: Output[Dataset],
-                      valid: Output[Dataset], test: Output[Dataset]):
-        """Point-in-time train/valid/test sets from Feast's offline store, plus labelled served rows of the window."""
+                      valid: Output[Dataset], test: Output[Dataset], traffic: Output[Dataset]):
+        """Point-in-time train/valid/test sets from Feast's offline store, plus labelled served rows of the window
+        (and the window's served traffic, the drift reference of a model trained on it)."""
         from training_pipeline.steps import run_training_data
 
-        served = run_training_data(data_dir, train.path, valid.path, test.path, labelled_window_days)
+        served = run_training_data(data_dir, train.path, valid.path, test.path, labelled_window_days, traffic.path)
         for split, dataset in (("train", train), ("valid", valid), ("test", test)):
             dataset.metadata["served_rows"] = served.get(split, 0)
 
     @component
-    def train_model(data_dir: str, train: Input[Dataset], valid: Input[Dataset], test: Input[Dataset], model: Output[Model]):
+    def train_model(data_dir: str, train: Input[Dataset], valid: Input[Dataset], test: Input[Dataset],
+                    traffic: Input[Dataset], model: Output[Model]):
         """Keras MLP with scaling inside, exported to ONNX (one input), ONNX == Keras checked on test."""
         from training_pipeline.steps import run_train
 
-        model.metadata.update(run_train(data_dir, train.path, valid.path, test.path, model.path))
+        model.metadata.update(run_train(data_dir, train.path, valid.path, test.path, model.path, traffic.path))
         model.metadata["framework"] = "onnx"
 
     @component
     def evaluate(data_dir: str, model: Input[Model], train: Input[Dataset], valid: Input[Dataset], test: Input[Dataset],
-                 prepared: Input[Dataset], candidate: Output[Model], metrics: Output[Metrics],
+                 traffic: Input[Dataset], prepared: Input[Dataset], candidate: Output[Model], metrics: Output[Metrics],
                  classification: Output[ClassificationMetrics], report: Output[HTML]):
         """Test metrics beside a HistGradientBoosting baseline, the threshold, the report, the candidate model."""
         from training_pipeline.steps import run_evaluate
 
         evaluation = run_evaluate(data_dir, model.path, train.path, valid.path, test.path, prepared.path,
-                                  candidate.path, report.path)
+                                  candidate.path, report.path, traffic.path)
         for name, value in evaluation.metrics().items():
             metrics.log_metric(name, value)
         classification.log_roc_curve(evaluation.roc["fpr"], evaluation.roc["tpr"], evaluation.roc["thresholds"])
@@ -104,9 +106,10 @@ def build_pipeline(image: str) -> Callable:
         sets = training_data(data_dir=data_dir, labelled_window_days=labelled_window_days,
                              feature_store=store.outputs["feature_store"])
         trained = train_model(data_dir=data_dir, train=sets.outputs["train"], valid=sets.outputs["valid"],
-                              test=sets.outputs["test"])
+                              test=sets.outputs["test"], traffic=sets.outputs["traffic"])
         evaluated = evaluate(data_dir=data_dir, model=trained.outputs["model"], train=sets.outputs["train"],
-                             valid=sets.outputs["valid"], test=sets.outputs["test"], prepared=prepared.outputs["prepared"])
+                             valid=sets.outputs["valid"], test=sets.outputs["test"], traffic=sets.outputs["traffic"],
+                             prepared=prepared.outputs["prepared"])
         gate = register(data_dir=data_dir, candidate=evaluated.outputs["candidate"], test=sets.outputs["test"])
         return deploy(data_dir=data_dir, decision=gate.outputs["decision"]).output
 

@@ -56,6 +56,9 @@ def pr_auc_on(model: OnnxFraudModel, test: pd.DataFrame) -> float:
     return float(average_precision_score(test["fraud"].astype(int), model.predict(test[model.feature_names].to_numpy())))
 
 
+KINDS = {"mlp": "MLP", "hgb": "tuned HistGradientBoosting"}  # evaluate's `candidate_kind`, for people
+
+
 def other_features(candidate: OnnxFraudModel) -> str | None:
     """Rule 1: why ``candidate`` cannot be served by the stream worker, or None."""
     return feature_difference(candidate.feature_names, list(FEATURE_NAMES))
@@ -107,6 +110,7 @@ def gate_and_register(candidate_path: Path, test: pd.DataFrame, settings: Settin
     """
     registry = registry or open_registry(settings)
     candidate = OnnxFraudModel(candidate_path)
+    kind = KINDS.get(str(candidate.describe().get("candidate_kind", "mlp")), "MLP")
     current = registry.production(settings.model_name)
     refused = other_features(candidate)
     if refused is not None:
@@ -140,12 +144,13 @@ def gate_and_register(candidate_path: Path, test: pd.DataFrame, settings: Settin
     version = registry.register(settings.model_name, uri, "onnx", str(metadata.get("opset", "17")), metadata)
     registry.promote(settings.model_name, version.version)
     if current is None:
-        reason = f"promoted v{version.version}: first model (test PR-AUC {candidate_pr_auc:.4f})"
+        reason = f"promoted v{version.version} ({kind}): first model (test PR-AUC {candidate_pr_auc:.4f})"
         reason += f"; note: {beaten}" if beaten else ""
     elif production_pr_auc is None:
-        reason = f"promoted v{version.version}: production v{current.version} takes other inputs, so it cannot be compared"
+        reason = (f"promoted v{version.version} ({kind}): production v{current.version} takes other inputs, "
+                  "so it cannot be compared")
     else:
-        reason = (f"promoted v{version.version}: candidate PR-AUC {candidate_pr_auc:.4f} beats production "
+        reason = (f"promoted v{version.version} ({kind}): candidate PR-AUC {candidate_pr_auc:.4f} beats production "
                   f"v{current.version} {production_pr_auc:.4f} on the same test split")
     if not beaten:
         reason += baseline_passed(candidate.describe().get("metrics", {}))

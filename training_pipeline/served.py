@@ -64,8 +64,23 @@ def split_by_time(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return splits
 
 
-def read_served(settings: Settings, window_days: float, now: datetime | None = None) -> pd.DataFrame:
-    """`join_served` over the score and label events published in the last ``window_days`` (kafka-python, no group)."""
+def traffic(scores: Iterable[Score], since: datetime | None = None) -> pd.DataFrame:
+    """The features of every transaction scored at or after ``since``, labelled or not: a sample of the traffic.
+
+    With the worker's current features only, one row per transaction. A retrained
+    model's drift reference is this, since it is the traffic the model will serve.
+    """
+    rows: dict[str, list[float]] = {}
+    for score in scores:
+        if set(score.features) == set(FEATURE_NAMES) and (since is None or score.scored_at >= since):
+            rows[score.transaction_id] = [score.features[name] for name in FEATURE_NAMES]
+    return pd.DataFrame(list(rows.values()), columns=list(FEATURE_NAMES), dtype="float64")
+
+
+def read_served(settings: Settings, window_days: float, now: datetime | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The score and label events published in the last ``window_days`` (kafka-python, no group):
+    `join_served`'s labelled rows, and the `traffic` of the window."""
     from fraud.topics import end_offsets, offsets_since, read_between
 
     since = (now or datetime.now(UTC)) - timedelta(days=window_days)
@@ -86,4 +101,4 @@ def read_served(settings: Settings, window_days: float, now: datetime | None = N
         log.info("%s: %d events since %s (%d unreadable)", topic, len(events[kind]), since.isoformat(), unreadable)
     rows = join_served(events[Score], events[Label], since)
     log.info("served rows: %d labelled transactions, %d fraud", len(rows), int(rows["fraud"].sum()))
-    return rows
+    return rows, traffic(events[Score], since)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from fraud.features import FEATURE_NAMES
 from fraud.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -90,41 +91,49 @@ def run_features(data_dir: str, manifest_path: str) -> list[str]:
 
 @timed("training_data")
 def run_training_data(data_dir: str, train_out: str, valid_out: str, test_out: str,
-                      labelled_window_days: float = 0.0) -> dict[str, int]:
+                      labelled_window_days: float = 0.0, traffic_out: str | None = None) -> dict[str, int]:
     """Point-in-time train/valid/test from Feast (plus labelled served rows of the window), into <data dir>/training.
 
     ``labelled_window_days`` 0 means FRAUD_RETRAIN_LABELLED_WINDOW_DAYS (whose default, 0, means none).
+    ``traffic_out`` gets the window's served traffic (every scored transaction's features; no rows without a window).
     Returns the number of served rows each split received.
     """
     from training_pipeline.training_data import build_training_sets
 
     settings = settings_for(data_dir)
     window = labelled_window_days or settings.retrain_labelled_window_days
-    served = None
+    served, seen = None, pd.DataFrame(columns=list(FEATURE_NAMES), dtype="float64")
     if window > 0:
         from training_pipeline.served import read_served, split_by_time
 
-        served = split_by_time(read_served(settings, window))
+        labelled, seen = read_served(settings, window)
+        served = split_by_time(labelled)
     paths = build_training_sets(settings, served=served)
     for split, out in (("train", train_out), ("valid", valid_out), ("test", test_out)):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths[split], out)
+    if traffic_out is not None:
+        Path(traffic_out).parent.mkdir(parents=True, exist_ok=True)
+        seen.to_parquet(traffic_out, index=False)
     return {split: len(rows) for split, rows in (served or {}).items()}
 
 
 @timed("train")
-def run_train(data_dir: str, train_path: str, valid_path: str, test_path: str, model_out: str) -> dict[str, float]:
-    """Keras training and the ONNX export (with the parity check)."""
-    from training_pipeline.train import train
+def run_train(data_dir: str, train_path: str, valid_path: str, test_path: str, model_out: str,
+              traffic_path: str | None = None) -> dict[str, float]:
+    """Keras training and the ONNX export (with the parity check), with its drift reference."""
+    from training_pipeline.train import save_drift_reference, train
 
     frames = [pd.read_parquet(p) for p in (train_path, valid_path, test_path)]
     result = train(*frames, settings_for(data_dir), Path(model_out))
+    save_drift_reference(Path(model_out), Path(train_path), Path(valid_path), traffic_path and Path(traffic_path))
     return {"epochs": result.epochs, "best_val_pr_auc": result.best_val_pr_auc, "onnx_keras_max_diff": result.max_parity_diff}
 
 
 @timed("evaluate")
 def run_evaluate(data_dir: str, model_path: str, train_path: str, valid_path: str, test_path: str,
-                 manifest_path: str, candidate_out: str, report_out: str):  # -> Evaluation
+                 manifest_path: str, candidate_out: str, report_out: str,
+                 traffic_path: str | None = None):  # -> Evaluation
     """Metrics, threshold and report; the candidate is the ONNX model with all of it in its metadata."""
     from fraud.features import FEATURE_NAMES
     from fraud.onnx_model import write_metadata
@@ -132,14 +141,21 @@ def run_evaluate(data_dir: str, model_path: str, train_path: str, valid_path: st
 
     settings = settings_for(data_dir)
     frames = [pd.read_parquet(p) for p in (train_path, valid_path, test_path)]
-    evaluation = evaluate(Path(model_path), *frames, settings, report_path=Path(report_out))
-    window = json.loads(Path(manifest_path).read_text())["split"]
     Path(candidate_out).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path, candidate_out)
+    baseline_out = Path(candidate_out).with_name("baseline.onnx")
+    evaluation = evaluate(Path(model_path), *frames, settings, report_path=Path(report_out), baseline_out=baseline_out)
+    window = json.loads(Path(manifest_path).read_text())["split"]
+    if evaluation.candidate_kind == "hgb":  # the tuned baseline won: it is the candidate, with its own drift reference
+        from training_pipeline.train import save_drift_reference
+
+        shutil.move(baseline_out, candidate_out)
+        save_drift_reference(Path(candidate_out), Path(train_path), Path(valid_path), traffic_path and Path(traffic_path))
+    else:
+        shutil.copyfile(model_path, candidate_out)
     write_metadata(Path(candidate_out), {
         "model_name": settings.model_name, "feature_names": list(FEATURE_NAMES), "threshold": evaluation.threshold,
         "metrics": evaluation.metrics(), "train_window": {"start": window["profile_end"], "end": window["valid_start"]},
-        "opset": "17",
+        "opset": "17", "candidate_kind": evaluation.candidate_kind,
     })
     reports = settings.data_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)

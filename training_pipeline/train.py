@@ -105,7 +105,6 @@ def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings
     log.info("trained %d epochs, best valid PR-AUC %.4f", len(history.history["loss"]), best)
 
     export_onnx(model, onnx_path)
-    save_reference(onnx_path, x_train, OnnxFraudModel(onnx_path).predict(x_valid))
     x_test, _ = _xy(test)
     keras_scores = model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
     onnx_scores = OnnxFraudModel(onnx_path).predict(x_test)
@@ -113,6 +112,29 @@ def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings
     if max_diff > 1e-5:
         raise RuntimeError(f"ONNX and Keras disagree by {max_diff:.2e} on the test split (limit 1e-5)")
     return TrainResult(onnx_path, len(history.history["loss"]), best, max_diff)
+
+
+def save_drift_reference(onnx_path: Path, train_path: Path, valid_path: Path, traffic_path: Path | None = None) -> None:
+    """`save_reference` on the traffic the model will serve, as well as it is known.
+
+    After a retraining on served rows, that is the window's served traffic (every
+    scored transaction, labelled or not), at least `MIN_TRAFFIC_ROWS` of them; else the
+    Feast history of train (features) and valid (scores), without the labelled served
+    rows, which are labelled by outcome (every fraud, some legit) and so not a sample.
+    """
+    from training_pipeline.training_data import history_rows
+
+    traffic = pd.read_parquet(traffic_path) if traffic_path is not None and traffic_path.exists() else None
+    if traffic is not None and len(traffic) >= MIN_TRAFFIC_ROWS:
+        features = traffic[list(FEATURE_NAMES)].to_numpy(np.float32)
+        save_reference(onnx_path, features, OnnxFraudModel(onnx_path).predict(features))
+        return
+    x_train, _ = _xy(history_rows(train_path))
+    x_valid, _ = _xy(history_rows(valid_path))
+    save_reference(onnx_path, x_train, OnnxFraudModel(onnx_path).predict(x_valid))
+
+
+MIN_TRAFFIC_ROWS = 1_000  # fewer served transactions than this make too coarse a reference: the history is used
 
 
 def save_reference(onnx_path: Path, train_features: np.ndarray, valid_scores: np.ndarray) -> None:

@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fraud.feature_store import open_store
 from fraud.features import FEATURE_NAMES
@@ -18,13 +20,33 @@ from fraud.settings import Settings
 
 log = logging.getLogger(__name__)
 TRAINING_SPLITS = ("train", "valid", "test")
+SERVED_ROWS_KEY = b"fraud.served_rows"  # Parquet metadata: how many of a split's rows (the last ones) are served rows
+
+
+def write_split(frame: pd.DataFrame, path: Path, served_rows: int = 0) -> None:
+    """One split file; its last ``served_rows`` rows are labelled served rows (said in its Parquet metadata)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), SERVED_ROWS_KEY: str(served_rows).encode()}),
+                   path)
+
+
+def history_rows(path: Path) -> pd.DataFrame:
+    """A split file without its labelled served rows: the Feast history alone.
+
+    The served rows are labelled by outcome (every fraud, a share of the legitimate),
+    so they are not a sample of the traffic; the drift reference must not include them.
+    """
+    frame = pd.read_parquet(path)
+    served = int((pq.read_schema(path).metadata or {}).get(SERVED_ROWS_KEY, b"0"))
+    return frame.iloc[: len(frame) - served]
 
 
 def build_training_sets(settings: Settings, out_dir: Path | None = None,
                         served: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
     """Write ``<out>/{train,valid,test}.parquet``: FEATURE_NAMES columns plus `fraud`; return the paths.
 
-    ``served`` (from `training_pipeline.served`) adds rows per split, after the Feast ones.
+    ``served`` (from `training_pipeline.served`) adds rows per split, after the Feast ones; each file
+    says how many in its Parquet metadata (`served_rows`).
     """
     from feature_repo.definitions import FEATURE_SERVICE
 
@@ -45,7 +67,7 @@ def build_training_sets(settings: Settings, out_dir: Path | None = None,
             frame = pd.concat([frame, served[split][[*FEATURE_NAMES, "fraud"]]], ignore_index=True)
             log.info("%s: %d of its rows are labelled served rows", split, len(served[split]))
         paths[split] = out_dir / f"{split}.parquet"
-        frame.to_parquet(paths[split], index=False)
+        write_split(frame, paths[split], served_rows=len(served[split]) if served is not None else 0)
         log.info("%s: %d rows, %.2f%% fraud", split, len(frame), 100 * frame["fraud"].mean())
     return paths
 

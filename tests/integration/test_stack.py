@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_demo_tells_the_whole_story_on_its_own_stack(stack_env: dict[str, str]) 
         answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/fraud-detection:predict", json={"user_id": user}, timeout=30)
     finally:
         fraud("stack", "down", env=stack_env)
-    assert "promoted v1: first model" in demo.stdout  # it trained, registered and deployed a model
+    assert re.search(r"promoted v1 \(.+\): first model", demo.stdout)  # it trained, registered and deployed a model
     replayed = int(demo.stdout.split("; replay ")[1].split(" transactions")[0].replace(",", ""))
     assert replayed > 100
     assert f"{replayed:,} transactions scored by model fraud-detection v1" in demo.stdout  # every one came back

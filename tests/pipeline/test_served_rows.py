@@ -59,11 +59,12 @@ def served_topics(kafka_settings: Settings, new_topic: Callable[..., str]) -> Se
 def test_labelled_scores_of_the_window_are_read_back_as_rows(served_topics: Settings) -> None:
     settings = served_topics
     started = time.monotonic()
-    rows = read_served(settings, window_days=1.0)
+    rows, traffic = read_served(settings, window_days=1.0)
     assert time.monotonic() - started < 30
     assert rows[FEATURE_NAMES[0]].tolist() == [0.0, 1.0, 2.0] and rows["fraud"].tolist() == [1, 0, 1]
     assert rows[list(FEATURE_NAMES)].to_numpy().tolist() == [[float(i)] * len(FEATURE_NAMES) for i in range(3)]
-    assert len(read_served(settings, window_days=4.0)) == 4  # the older score joins once the window reaches it
+    assert sorted(traffic[FEATURE_NAMES[0]]) == [0.0, 1.0, 2.0, 3.0]  # every scored one (partition order), tx-3 unlabelled too
+    assert len(read_served(settings, window_days=4.0)[0]) == 4  # the older score joins once the window reaches it
 
 
 def test_the_training_data_step_adds_them_oldest_to_train_newest_to_test(
@@ -75,8 +76,10 @@ def test_the_training_data_step_adds_them_oldest_to_train_newest_to_test(
                         ("TOPIC_LABELS", served_topics.topic_labels), ("RETRAIN_LABELLED_WINDOW_DAYS", "1")):
         monkeypatch.setenv(f"FRAUD_{name}", value)
     outputs = {split: tmp_path / f"{split}.parquet" for split in ("train", "valid", "test")}
-    added = run_training_data(str(history.data_dir), *map(str, outputs.values()))  # the window from the setting
+    traffic = tmp_path / "traffic.parquet"
+    added = run_training_data(str(history.data_dir), *map(str, outputs.values()), traffic_out=str(traffic))  # the setting's window
     assert added == {"train": 2, "valid": 1, "test": 0}  # 3 rows: round(0.6 * 3) oldest, round(0.2 * 3) next, the rest
+    assert len(pd.read_parquet(traffic)) == 4
     frames = {split: pd.read_parquet(path) for split, path in outputs.items()}
     assert frames["train"][list(FEATURE_NAMES)].tail(2).to_numpy().tolist() == [[0.0] * 14, [1.0] * 14]
     assert frames["valid"][list(FEATURE_NAMES)].tail(1).to_numpy().tolist() == [[2.0] * 14]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def test_compiled_yaml_is_up_to_date(tmp_path: Path) -> None:
 def test_a_clean_run_trains_registers_v1_as_production_and_reports(first_run) -> None:
     data_dir, run = first_run
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "promoted v1: first model" in run.stdout
+    assert re.search(r"promoted v1 \((MLP|tuned HistGradientBoosting)\): first model", run.stdout), run.stdout[-2000:]
     assert "deployed fraud-detection v1" in run.stdout
     for step in ("prep", "features", "training_data", "train", "evaluate", "register", "deploy"):
         assert f"{step} " in run.stdout.split("step timings:")[1]
@@ -67,6 +68,14 @@ def test_a_clean_run_trains_registers_v1_as_production_and_reports(first_run) ->
     assert abs(metrics["model_to_baseline"] - metrics["pr_auc"] / metrics["baseline_pr_auc"]) < 1e-9
     assert described["train_window"]["start"] < described["train_window"]["end"]
     assert described["metrics"]["pr_auc"] > 0.3  # far above the ~1% base rate: it learned something
+    # The candidate is the better of the MLP and the tuned baseline (exported with skl2onnx when it wins by the margin).
+    if described["candidate_kind"] == "hgb":
+        assert metrics["mlp_pr_auc"] < 0.98 * metrics["baseline_pr_auc"]
+        assert abs(metrics["pr_auc"] - metrics["baseline_pr_auc"]) < 1e-2  # the baseline itself (float32 splits)
+        assert "(tuned HistGradientBoosting)" in run.stdout
+    else:
+        assert described["candidate_kind"] == "mlp" and metrics["pr_auc"] == metrics["mlp_pr_auc"]
+        assert metrics["mlp_pr_auc"] >= 0.98 * metrics["baseline_pr_auc"]
     reference = Reference.model_validate_json(model.metadata[REFERENCE_KEY])  # what the monitor's PSI compares with
     assert set(reference.histograms) == {*FEATURE_NAMES, SCORE} and reference.rows > 1000
     train = pd.read_parquet(data_dir / "training" / "train.parquet")

@@ -37,3 +37,22 @@ def test_the_report_states_the_model_to_baseline_ratio(tmp_path) -> None:
     labels, scores = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.4])
     page = write_report(tmp_path / "report.html", evaluation, labels, scores, scores).read_text()
     assert "Model PR-AUC / baseline PR-AUC = 0.8000 / 0.8200 = <b>0.976</b>" in page and "learning_rate=0.1" in page
+
+
+def test_the_baseline_exports_to_onnx_with_the_mlps_interface(tmp_path) -> None:
+    """A winning baseline is served as the candidate: one `features` input, a `score` output equal to predict_proba."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from fraud.features import FEATURE_NAMES
+    from fraud.onnx_model import OnnxFraudModel
+    from training_pipeline.evaluate import export_baseline
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(4000, len(FEATURE_NAMES))).astype(np.float32)
+    truth = (rows[:, 0] + rows[:, 1] * rows[:, 2] > 1.2).astype(int)
+    fitted = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(rows, truth)
+    served = OnnxFraudModel(export_baseline(fitted, tmp_path / "baseline.onnx"))
+    assert served.input_name == "features" and served.output_names == ["score"]
+    scores = served.predict(rows[:500])
+    assert scores.shape == (500,)
+    np.testing.assert_allclose(scores, fitted.predict_proba(rows[:500])[:, 1], atol=1e-5)

@@ -122,6 +122,28 @@ def test_only_the_scores_psi_over_a_full_window_triggers_and_features_are_shown(
     assert request is not None and request.reason.startswith("PSI of score")
 
 
+def test_after_a_redeploy_the_trigger_judges_the_new_version_on_its_own_rows() -> None:
+    """The window still holds the old model's poor rows and its scores: they neither fire a request nor count as drift."""
+    rng = np.random.default_rng(5)
+    reference = Reference.from_samples({"amount": rng.lognormal(3, 1, 10_000), SCORE: rng.beta(1, 20, 10_000)})
+    settings = Settings(_env_file=None, monitor_window=400, monitor_min_labels=100, monitor_min_pr_auc=0.8,
+                        monitor_score_window=300, monitor_max_psi=0.25, monitor_retrain_cooldown_s=0)
+    monitor = Monitor(settings, MonitorMetrics(), _References(reference))
+    for i in range(300):  # v1 scores at random: poor quality, and a score distribution unlike v2's reference
+        monitor.on_score(score(i, float(rng.random()), version="1"), now=i)
+        monitor.on_label(label(i, bool(rng.random() < 0.2)), now=i)
+    first = monitor.refresh(now=300)
+    assert first is not None and first.reason.startswith("PR-AUC")  # v1 is judged on its rows and found poor
+    for i in range(300, 400):  # v2 serves; its 100 labelled rows are good: fraud scores high
+        fraud = bool(rng.random() < 0.2)
+        monitor.on_score(score(i, float(rng.beta(8, 2) if fraud else rng.beta(1, 20)), version="2"), now=i)
+        monitor.on_label(label(i, fraud), now=i)
+    assert monitor.quality.quality().pr_auc < 0.8  # the whole window, v1's rows included, still looks poor ...
+    assert monitor.quality.quality("2").pr_auc > 0.8  # ... v2's own rows do not
+    assert monitor.refresh(now=400) is None  # no second request for the rows v2 was trained to mend
+    assert monitor.served.scored_by("2") and len(monitor.served.scored_by("2")) < 300  # PSI: v2's scores only
+
+
 def _register_onnx(settings: Settings, tmp_path: Path, name: str, metadata: dict[str, str]) -> str:
     """A one-input identity graph with ``metadata``, stored and registered like a trained model; its version."""
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "tiny",

@@ -61,3 +61,29 @@ def test_split_by_time_gives_train_the_oldest_and_test_the_newest() -> None:
     assert first_feature == {"train": [0, 1, 2, 3, 4, 5], "valid": [6, 7], "test": [8, 9]}
     assert all(list(part.columns) == [*FEATURE_NAMES, "fraud"] for part in splits.values())
     assert pd.concat(splits.values())["fraud"].sum() == 5
+
+
+def test_a_split_file_says_which_rows_are_served_so_the_drift_reference_leaves_them_out(tmp_path) -> None:
+    """Served rows are labelled by outcome (every fraud, some legit): not a sample of traffic, so not the reference."""
+    import shutil
+
+    import pandas as pd
+
+    from training_pipeline.training_data import history_rows, write_split
+
+    frame = pd.DataFrame({"amount": [1.0, 2.0, 3.0, 4.0, 5.0], "fraud": [0, 0, 0, 1, 1]})
+    write_split(frame, tmp_path / "train.parquet", served_rows=2)
+    shutil.copyfile(tmp_path / "train.parquet", tmp_path / "copied.parquet")  # as the pipeline step hands it on
+    assert history_rows(tmp_path / "copied.parquet")["amount"].tolist() == [1.0, 2.0, 3.0]
+    assert pd.read_parquet(tmp_path / "copied.parquet").equals(frame)  # the training itself sees every row
+    write_split(frame, tmp_path / "plain.parquet")
+    assert len(history_rows(tmp_path / "plain.parquet")) == 5
+
+
+def test_the_traffic_is_every_scored_transaction_once_with_the_current_features() -> None:
+    from training_pipeline.served import traffic
+
+    older_model = served_score(4).model_copy(update={"features": {"amount": 1.0}})
+    frame = traffic([served_score(1), served_score(2), served_score(1), older_model, served_score(3, scored_hours=-48)],
+                    since=T0)
+    assert frame[FEATURE_NAMES[0]].tolist() == [1.0, 2.0] and list(frame.columns) == list(FEATURE_NAMES)
