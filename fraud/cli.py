@@ -469,7 +469,7 @@ def demo(
 
     settings = load_settings()
     began = time.perf_counter()
-    out.print("[bold]1. Local stack[/] (Kafka, predictor, stream worker)")
+    out.print("[bold]1. Local stack[/] (Kafka, predictor, stream worker, monitor, retrain listener)")
     _show(start_stack(settings))
     fresh = retrain or not story.replay_path(settings).exists() or open_registry(settings).production(settings.model_name) is None
     if fresh:
