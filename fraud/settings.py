@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     deploy_target: Literal["local", "kserve"] = Field("local", description=(
         "FRAUD_DEPLOY_TARGET: where the pipeline's deploy step rolls a promoted version out: `local` asks the "
         "predictor process to reload; `kserve` patches the InferenceService so Knative rolls a new revision."))
+    kube_config: Path | None = Field(None, description=(
+        "FRAUD_KUBE_CONFIG: kubeconfig of the cluster the `kserve` deploy target patches; default: the pod's "
+        "service account in a cluster, else kubectl's current context."))
     kserve_namespace: str = Field("fraud", description="FRAUD_KSERVE_NAMESPACE: namespace of the InferenceService.")
     kserve_inference_service: str = Field("fraud-detection", description=(
         "FRAUD_KSERVE_INFERENCE_SERVICE: name of the InferenceService the deploy step patches."))

@@ -55,14 +55,11 @@ def deploy_local(decision: dict, settings: Settings) -> str:
 
 def deploy_kserve(decision: dict, settings: Settings) -> str:
     """Patch the InferenceService (read, then a merge patch guarded by its resourceVersion) to serve the version."""
-    from kubernetes import client, config
+    import urllib3
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()  # outside a pod: the current kubectl context
-    api = client.CustomObjectsApi()
+    api = client.CustomObjectsApi(_kube_client(settings))
     where = dict(group=KSERVE_GROUP, version=KSERVE_VERSION, plural=KSERVE_PLURAL, namespace=settings.kserve_namespace,
                  name=settings.kserve_inference_service)
     try:
@@ -70,9 +67,34 @@ def deploy_kserve(decision: dict, settings: Settings) -> str:
         api.patch_namespaced_custom_object(**where, body=rollout_patch(current, decision["version"], decision["uri"]))
     except ApiException as error:
         raise FraudError(f"cannot patch InferenceService {settings.kserve_namespace}/{settings.kserve_inference_service}:"
-                         f" HTTP {error.status} {error.reason}") from error
+                         f" HTTP {error.status} {error.reason}{_message(error.body)}") from error
+    except urllib3.exceptions.HTTPError as error:  # nothing answers: the step fails, it never reports a rollout
+        raise FraudError(f"cannot reach the Kubernetes API to patch InferenceService {settings.kserve_namespace}/"
+                         f"{settings.kserve_inference_service}: {error}") from error
     return (f"patched InferenceService {settings.kserve_namespace}/{settings.kserve_inference_service} to "
             f"version {decision['version']}; Knative rolls a new revision")
+
+
+def _message(body: object) -> str:
+    """The API server's own message from an error body, if it has one."""
+    try:
+        message = json.loads(body).get("message") if body else None
+    except (TypeError, ValueError, AttributeError):
+        return ""
+    return f": {message}" if message else ""
+
+
+def _kube_client(settings: Settings):  # -> kubernetes.client.ApiClient
+    """In a pod, its service account; else FRAUD_KUBE_CONFIG's kubeconfig, or kubectl's current context."""
+    from kubernetes import client, config
+
+    if settings.kube_config is not None:
+        return config.new_client_from_config(config_file=str(settings.kube_config))
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()
 
 
 def rollout_patch(inference_service: dict[str, Any], version: str, uri: str) -> dict[str, Any]:
