@@ -17,7 +17,7 @@ from fraud.settings import Settings
 from tests.cluster.conftest import apply
 from tests.conftest import REPO
 
-OVERLAYS = ["manifests/base"]
+OVERLAYS = ["manifests/base", "manifests/overlays/kubernetes"]
 
 
 def build(path: str) -> list[dict]:
@@ -71,3 +71,16 @@ def test_every_env_var_is_a_setting_and_the_ports_are_the_codes(path: str) -> No
     assert predictor["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert predictor["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in _containers(objects))
+
+
+def test_the_worker_scales_on_its_own_consumer_group_and_never_past_the_partitions() -> None:
+    defaults = Settings(_env_file=None)
+    scaled = next(obj for obj in build("manifests/overlays/kubernetes") if obj["kind"] == "ScaledObject")
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == defaults.scorer_app_id  # the Faust app id is the group
+    assert trigger["metadata"]["topic"] == defaults.topic_transactions
+    assert scaled["spec"]["maxReplicaCount"] <= defaults.partitions_transactions
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "fraud-worker"
+    behaviour = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behaviour["scaleDown"]["stabilizationWindowSeconds"] >= 300  # a rebalance stalls consumption
