@@ -168,6 +168,9 @@ class Settings(BaseSettings):
         "FRAUD_KUBE_CONFIG: kubeconfig of the cluster the `kserve` deploy target patches; default: the pod's "
         "service account in a cluster, else kubectl's current context."))
     kserve_namespace: str = Field("fraud", description="FRAUD_KSERVE_NAMESPACE: namespace of the InferenceService.")
+    kserve_canary_percent: int | None = Field(None, ge=1, le=99, description=(
+        "FRAUD_KSERVE_CANARY_PERCENT: share of traffic a new revision gets at first (KServe's canaryTrafficPercent); "
+        "unset: all of it."))
     kserve_inference_service: str = Field("fraud-detection", description=(
         "FRAUD_KSERVE_INFERENCE_SERVICE: name of the InferenceService the deploy step patches."))
     retrain_labelled_window_days: float = Field(0.0, ge=0, description=(

@@ -64,15 +64,17 @@ def deploy_kserve(decision: dict, settings: Settings) -> str:
                  name=settings.kserve_inference_service)
     try:
         current = api.get_namespaced_custom_object(**where)
-        api.patch_namespaced_custom_object(**where, body=rollout_patch(current, decision["version"], decision["uri"]))
+        api.patch_namespaced_custom_object(**where, body=rollout_patch(current, decision["version"], decision["uri"],
+                                                                       settings.kserve_canary_percent))
     except ApiException as error:
         raise FraudError(f"cannot patch InferenceService {settings.kserve_namespace}/{settings.kserve_inference_service}:"
                          f" HTTP {error.status} {error.reason}{_message(error.body)}") from error
     except urllib3.exceptions.HTTPError as error:  # nothing answers: the step fails, it never reports a rollout
         raise FraudError(f"cannot reach the Kubernetes API to patch InferenceService {settings.kserve_namespace}/"
                          f"{settings.kserve_inference_service}: {error}") from error
+    canary = f" with {settings.kserve_canary_percent}% of traffic" if settings.kserve_canary_percent else ""
     return (f"patched InferenceService {settings.kserve_namespace}/{settings.kserve_inference_service} to "
-            f"version {decision['version']}; Knative rolls a new revision")
+            f"version {decision['version']}; Knative rolls a new revision{canary}")
 
 
 def _message(body: object) -> str:
@@ -97,12 +99,15 @@ def _kube_client(settings: Settings):  # -> kubernetes.client.ApiClient
         return config.new_client_from_config()
 
 
-def rollout_patch(inference_service: dict[str, Any], version: str, uri: str) -> dict[str, Any]:
+def rollout_patch(inference_service: dict[str, Any], version: str, uri: str,
+                  canary_percent: int | None = None) -> dict[str, Any]:
     """The JSON merge patch that makes ``inference_service`` serve ``version`` (a pure function).
 
     A merge patch replaces lists whole, so the custom predictor's containers are
     sent back complete, with only the version's env var set; the resourceVersion
     makes the API server refuse the patch if someone changed the object meanwhile.
+    With ``canary_percent``, KServe sends that share of traffic to the new revision
+    and the rest to the last ready one; None sends it all (and clears an earlier canary).
     """
     predictor = inference_service.get("spec", {}).get("predictor", {})
     patch: dict[str, Any] = {"metadata": {"annotations": {VERSION_ANNOTATION: version}}}
@@ -114,6 +119,7 @@ def rollout_patch(inference_service: dict[str, Any], version: str, uri: str) -> 
         patch["spec"] = {"predictor": {"containers": _with_version_env(predictor["containers"], version)}}
     else:
         raise FraudError("the InferenceService's predictor has neither `model` nor `containers`: nothing to point at the new version")
+    patch["spec"]["predictor"]["canaryTrafficPercent"] = canary_percent  # None: null, which a merge patch removes
     return patch
 
 

@@ -43,9 +43,14 @@ def test_the_deploy_step_patches_a_real_inference_service(kube_api: KubeApi) -> 
     assert after["metadata"]["annotations"][VERSION_ANNOTATION] == "7"
     env = after["spec"]["predictor"]["containers"][0]["env"]
     assert {"name": VERSION_ENV, "value": "7"} in env and {"name": "FRAUD_MODEL_NAME", "value": "fraud-detection"} in env
-    deploy_kserve({"version": "8", "uri": "s3://models/fraud-detection/8/model.onnx"}, settings)
-    assert [e["value"] for e in _read(kube_api)["spec"]["predictor"]["containers"][0]["env"]
+    canary = settings.model_copy(update={"kserve_canary_percent": 10})
+    assert "with 10% of traffic" in deploy_kserve({"version": "8", "uri": "s3://models/fraud-detection/8/model.onnx"}, canary)
+    patched = _read(kube_api)
+    assert [e["value"] for e in patched["spec"]["predictor"]["containers"][0]["env"]
             if e["name"] == VERSION_ENV] == ["8"]  # replaced, not appended
+    assert patched["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    deploy_kserve({"version": "9", "uri": "s3://models/fraud-detection/9/model.onnx"}, settings)
+    assert "canaryTrafficPercent" not in _read(kube_api)["spec"]["predictor"]  # the next full rollout clears it
 
 
 def test_a_patch_that_cannot_land_fails_the_step(kube_api: KubeApi) -> None:

@@ -38,7 +38,13 @@ def test_model_format_predictor_gets_the_storage_uri() -> None:
                                                                                 "storageUri": "s3://models/v1"}}}}
     patch = rollout_patch(service, "2", "s3://models/v2/model.onnx")
     assert patch == {"metadata": {"annotations": {VERSION_ANNOTATION: "2"}},
-                     "spec": {"predictor": {"model": {"storageUri": "s3://models/v2/model.onnx"}}}}
+                     "spec": {"predictor": {"model": {"storageUri": "s3://models/v2/model.onnx"},
+                                            "canaryTrafficPercent": None}}}  # null: a merge patch clears an old canary
+
+
+def test_a_canary_share_goes_into_the_patch() -> None:
+    patch = rollout_patch(CUSTOM, "5", "s3://models/v5/model.onnx", canary_percent=10)
+    assert patch["spec"]["predictor"]["canaryTrafficPercent"] == 10
 
 
 def test_a_single_unnamed_container_is_the_predictor() -> None:
