@@ -27,6 +27,9 @@ def run_monitor(settings: Settings, loglevel: str = "info") -> None:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m monitor", description="Live model quality and drift from fraud-scores and fraud-labels (its own Faust app); settings come from FRAUD_* environment variables.").parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_monitor(load_settings())
 

@@ -20,7 +20,6 @@ import asyncio
 import gc
 import json
 import logging
-import sys
 
 import kserve.model_server
 import numpy as np
@@ -240,13 +239,24 @@ def build_server(settings: Settings, model) -> ModelServer:  # model: kserve.Mod
     return server
 
 
+def _arguments():  # -> argparse.Namespace
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m predictor", description=(
+        "Serve the registered production fraud model (KServe V1/V2 REST on FRAUD_PREDICTOR_HOST:FRAUD_PREDICTOR_PORT); "
+        "settings come from FRAUD_* environment variables."))
+    parser.add_argument("--zero-model", action="store_true", help="serve a model that returns zeros (a benchmark's baseline)")
+    return parser.parse_args()
+
+
 def main() -> None:
     """`python -m predictor`: serve the production model; not-ready (but up) until one exists.
 
     `python -m predictor --zero-model` serves a model that returns zeros: the benchmark's baseline.
     """
+    options = _arguments()
     settings = load_settings()
-    if "--zero-model" in sys.argv:
+    if options.zero_model:
         model = ZeroModel(settings.model_name)
     else:
         model = FraudModel(settings)

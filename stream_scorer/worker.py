@@ -40,6 +40,9 @@ def port_taken(host: str, port: int) -> bool:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m stream_scorer", description="Score transactions from Kafka (the Faust stream worker); settings come from FRAUD_* environment variables.").parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_worker(load_settings())
 
