@@ -49,7 +49,8 @@ def test_every_object_applies_with_server_side_dry_run_and_strict_validation(kub
         except Exception as error:  # noqa: BLE001 - collected, so one run names every refusal
             errors[f"{obj['kind']}/{obj['metadata']['name']}"] = getattr(error, "body", str(error))
     assert errors == {}
-    assert {obj["kind"] for obj in objects} >= {"Deployment", "InferenceService", "NetworkPolicy", "ConfigMap"}
+    assert {obj["kind"] for obj in objects} >= {"Deployment", "InferenceService", "NetworkPolicy", "ConfigMap",
+                                                "ServiceMonitor", "PodMonitor"}
 
 
 @pytest.mark.parametrize("path", OVERLAYS)
@@ -84,3 +85,18 @@ def test_the_worker_scales_on_its_own_consumer_group_and_never_past_the_partitio
     assert scaled["spec"]["scaleTargetRef"]["name"] == "fraud-worker"
     behaviour = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behaviour["scaleDown"]["stabilizationWindowSeconds"] >= 300  # a rebalance stalls consumption
+
+
+def test_prometheus_scrapes_ports_that_exist() -> None:
+    """Each ServiceMonitor's port is a port of a Service it selects; the PodMonitor's, a port of the predictor."""
+    objects = build("manifests/base")
+    services = [obj for obj in objects if obj["kind"] == "Service"]
+    for monitor in (obj for obj in objects if obj["kind"] == "ServiceMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        selected = [s for s in services if wanted.items() <= s["metadata"].get("labels", {}).items()]
+        assert selected, monitor["metadata"]["name"]
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert any(endpoint["port"] == port["name"] for s in selected for port in s["spec"]["ports"])
+    pod_monitor = next(obj for obj in objects if obj["kind"] == "PodMonitor")
+    predictor = next(c for c in _containers(objects) if c["name"] == "kserve-container")
+    assert {e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]} <= {p["name"] for p in predictor["ports"]}
