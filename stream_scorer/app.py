@@ -183,7 +183,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         # out of the collector's sight, full collections stay short and p99 latency with them.
         gc.collect()
         gc.freeze()
-        metrics.ready.set(1)
+        metrics.set_consuming()
         log.info("Feast store open; scoring %s -> %s with %s", settings.topic_transactions, settings.topic_scores,
                  settings.predictor_url)
 

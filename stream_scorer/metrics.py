@@ -1,4 +1,4 @@
-"""The worker's Prometheus metrics, served on FRAUD_SCORER_METRICS_HOST:PORT/metrics.
+"""The worker's Prometheus metrics, served on FRAUD_SCORER_METRICS_HOST:PORT/metrics, with /livez and /readyz.
 
 Rates (events/s in, scores/s out) are `rate()` of the counters, as Prometheus
 intends; `fraud bench stream` and `fraud stack status` read the same endpoint.
@@ -6,7 +6,12 @@ intends; `fraud bench stream` and `fraud stack status` read the same endpoint.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import threading
+from collections.abc import Callable
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -45,6 +50,7 @@ class ScorerMetrics:
                                          registry=registry)
         self.ready = Gauge("fraud_scorer_ready", "1 once the user table is recovered and consumption runs.",
                            registry=registry)
+        self.consuming = False  # the same, for /readyz
         self.paused = Gauge("fraud_scorer_consumption_paused", "1 while consumption is paused for a dependency.",
                             registry=registry)
         self.consumer_lag = Gauge("fraud_scorer_consumer_lag", "Records on the input partitions not processed yet.",
@@ -54,6 +60,49 @@ class ScorerMetrics:
         self.profile_reads = Counter("fraud_scorer_profile_reads", "User profiles read from Feast (cache misses).",
                                      registry=registry)
 
+    def set_consuming(self) -> None:
+        """The table is recovered and consumption runs: ready (the gauge and /readyz)."""
+        self.consuming = True
+        self.ready.set(1)
+
     def serve(self, host: str, port: int) -> None:
-        """Start the /metrics HTTP endpoint on a background thread."""
-        start_http_server(port, addr=host, registry=self.registry)
+        """Start the HTTP endpoint on a background thread: /metrics, and the health checks of `health_app`."""
+        server = make_server(host, port, health_app(make_wsgi_app(self.registry), lambda: self.consuming),
+                             ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+
+
+LIVE_PATH, READY_PATH = "/livez", "/readyz"
+
+
+def health_app(metrics: Callable, ready: Callable[[], bool]) -> Callable:
+    """A WSGI app: ``/livez`` 200 while the process serves at all (a worker recovering its table is alive, and
+    must not be killed for being slow); ``/readyz`` 200 once it consumes, 503 while it recovers; else ``metrics``."""
+
+    def app(environ: dict, start_response: Callable) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == LIVE_PATH:
+            return _answer(start_response, "200 OK", b"alive\n")
+        if path == READY_PATH:
+            if ready():
+                return _answer(start_response, "200 OK", b"ready: consuming\n")
+            return _answer(start_response, "503 Service Unavailable", b"not ready: recovering the user table\n")
+        return metrics(environ, start_response)
+
+    return app
+
+
+def _answer(start_response: Callable, status: str, body: bytes) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, so a slow scrape never blocks a probe."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        pass  # probes every few seconds would flood the worker's log

@@ -6,6 +6,8 @@ import logging
 import sys
 from dataclasses import dataclass
 
+import httpx
+
 from fraud.errors import FraudError
 from fraud.local_stack import process
 from fraud.prometheus import read_metrics
@@ -17,6 +19,18 @@ log = logging.getLogger(__name__)
 def scrape(settings: Settings, timeout_s: float = 2.0) -> dict[str, float] | None:
     """The worker's Prometheus metrics (`fraud.prometheus.read_metrics`), or None if it does not answer."""
     return read_metrics(f"http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}/metrics", timeout_s)
+
+
+def ready(settings: Settings, timeout_s: float = 2.0) -> bool:
+    """True once the worker answers 200 on /readyz: its table recovered, consumption running."""
+    from stream_scorer.metrics import READY_PATH
+
+    try:
+        answer = httpx.get(f"http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}{READY_PATH}",
+                           timeout=timeout_s)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
 
 
 @dataclass(frozen=True)
@@ -75,12 +89,11 @@ class LocalWorker:
         return self.status()
 
     def wait_ready(self) -> None:
-        """Wait until the worker has recovered its table and consumes (its `fraud_scorer_ready` gauge)."""
+        """Wait until the worker has recovered its table and consumes (its /readyz, as a cluster's probe asks it)."""
         pid = self.files.read_pid()
         if pid is None:
             raise FraudError("the stream worker is not running (started by this stack); run `fraud stack up`")
-        process.wait_until(lambda: (scrape(self.settings) or {}).get("fraud_scorer_ready") == 1,
-                           self.settings.stack_start_timeout_s, self.files, pid, "ready")
+        process.wait_until(lambda: ready(self.settings), self.settings.stack_start_timeout_s, self.files, pid, "ready")
 
     def stop(self) -> bool:
         return process.stop(self.files, self.settings.stack_stop_timeout_s)

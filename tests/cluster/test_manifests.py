@@ -14,6 +14,7 @@ import yaml
 
 from fraud.local_stack.kube import CACHE, KubeApi
 from fraud.settings import Settings
+from stream_scorer.metrics import LIVE_PATH, READY_PATH
 from tests.cluster.conftest import apply
 from tests.conftest import REPO
 
@@ -71,6 +72,9 @@ def test_every_env_var_is_a_setting_and_the_ports_are_the_codes(path: str) -> No
     # The V2 health routes of KServe's ModelServer; tests/predictor calls both on the real predictor.
     assert predictor["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert predictor["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    worker = next(c for c in _containers(objects) if c["name"] == "worker")
+    assert worker["livenessProbe"]["httpGet"]["path"] == LIVE_PATH  # alive while recovering: never killed for it
+    assert worker["readinessProbe"]["httpGet"]["path"] == READY_PATH
     assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in _containers(objects))
 
 
