@@ -463,9 +463,7 @@ def demo(
 
     from fraud import demo as story
     from fraud.local_stack import stack_up as start_stack
-    from fraud.local_stack.worker import LocalWorker
     from fraud.registry import open_registry
-    from stream_scorer.seed import seed_state
 
     settings = load_settings()
     began = time.perf_counter()
@@ -481,12 +479,7 @@ def demo(
     else:
         out.print("[bold]2-3. Data and model[/]: reusing the demo's data and production model (--retrain to redo)")
     out.print("[bold]4. Worker state[/]: seeding each user's history into the worker's table")
-    worker_service = LocalWorker(settings)
-    worker_service.stop()
-    seeded = seed_state(settings, settings.raw_dir / "transactions.parquet")
-    worker_service.start()
-    worker_service.wait_ready()
-    _print(f"   {seeded:,} users' history recovered by the worker")
+    _print(f"   {story.reseed_worker(settings):,} users' history recovered by the worker")
 
     out.print(f"[bold]5. Replay[/] of the last day through {settings.topic_transactions} -> worker -> {settings.topic_scores}")
     path = story.replay_path(settings)

@@ -63,6 +63,19 @@ def generate_demo_data(settings: Settings, users: int, days: int, seed: int = 0,
     return DemoData(settings.raw_dir / "transactions.parquet", replay_path(settings), replay.num_rows)
 
 
+def reseed_worker(settings: Settings) -> int:
+    """Stop the worker, seed its table with the raw history, start it and wait until it consumes; how many users."""
+    from fraud.local_stack.worker import LocalWorker
+    from stream_scorer.seed import seed_state
+
+    worker = LocalWorker(settings)
+    worker.stop()
+    seeded = seed_state(settings, settings.raw_dir / "transactions.parquet")
+    worker.start()
+    worker.wait_ready()
+    return seeded
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     """The replayed day's scores and how fast they came."""

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DriftPlan:
-    """The story's sizes and pace; the defaults run in about 10 minutes on 2 cores."""
+    """The story's sizes and pace; the defaults ran in about 7 minutes on 2 cores."""
 
     users: int = 10_000
     history_days: int = 14
@@ -85,7 +85,7 @@ def story_settings(settings: Settings, plan: DriftPlan, events_per_day: float) -
     })
 
 
-# --- the stream, stoppable, with the moment the new pattern starts ---------------------------------
+# --- the stream, stoppable, and what the monitor showed meanwhile -------------------------------------
 class StoppableFeed:
     """The streamed days as a producer source that stops when asked.
 
@@ -353,8 +353,6 @@ def run_story(settings: Settings, plan: DriftPlan, console) -> StoryResult:  # c
     """Steps 1-5 of the module's story, printed on ``console``; the demo's own stack is stopped first."""
     from fraud import demo
     from fraud.local_stack import stack_down, stack_status, stack_up
-    from fraud.local_stack.worker import LocalWorker
-    from stream_scorer.seed import seed_state
     from training_pipeline.retrain import run_local
 
     began = time.perf_counter()
@@ -380,12 +378,7 @@ def run_story(settings: Settings, plan: DriftPlan, console) -> StoryResult:  # c
     say("[bold]3. Training on the history[/] (the pipeline: Spark prep, Feast, Keras -> ONNX, gate, register, deploy)")
     first = run_local(story, plan.users)
     say(f"   {first.decision}\n   {first.deployed}\n   ({sum(first.step_seconds.values()):.0f} s)")
-    worker = LocalWorker(story)
-    worker.stop()
-    seeded = seed_state(story, story.raw_dir / "transactions.parquet")
-    worker.start()
-    worker.wait_ready()
-    say(f"   the worker continues {seeded:,} users' history")
+    say(f"   the worker continues {demo.reseed_worker(story):,} users' history")
 
     say(f"[bold]4. Streaming[/] with labels; the monitor retrains below windowed PR-AUC {plan.min_pr_auc} (the score's "
         f"PSI is shown, not acted on: days pass in seconds here, and history features drift with the calendar); "

@@ -130,8 +130,9 @@ def evaluate(onnx_path: Path, train: pd.DataFrame, valid: pd.DataFrame, test: pd
     model = OnnxFraudModel(onnx_path)
     columns = list(FEATURE_NAMES)
     y_valid, y_test = valid["fraud"].to_numpy(int), test["fraud"].to_numpy(int)
-    valid_scores, scores = model.predict(valid[columns].to_numpy()), model.predict(test[columns].to_numpy())
-    mlp_pr_auc = float(average_precision_score(y_test, scores))
+    valid_scores, mlp_scores = model.predict(valid[columns].to_numpy()), model.predict(test[columns].to_numpy())
+    scores = mlp_scores  # the candidate's, unless the baseline wins below
+    mlp_pr_auc = float(average_precision_score(y_test, mlp_scores))
 
     baseline, baseline_params = tuned_baseline(train, valid, settings.train_seed)
     baseline_scores = baseline.predict_proba(test[columns])[:, 1]
@@ -177,7 +178,7 @@ def evaluate(onnx_path: Path, train: pd.DataFrame, valid: pd.DataFrame, test: pd
              "at %.4f", kind, evaluation.pr_auc, mlp_pr_auc, evaluation.baseline_pr_auc, evaluation.roc_auc,
              evaluation.precision, evaluation.recall, threshold)
     if report_path is not None:
-        write_report(report_path, evaluation, y_test, model.predict(test[columns].to_numpy()), baseline_scores)
+        write_report(report_path, evaluation, y_test, mlp_scores, baseline_scores)
     return evaluation
 
 

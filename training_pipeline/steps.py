@@ -135,7 +135,6 @@ def run_evaluate(data_dir: str, model_path: str, train_path: str, valid_path: st
                  manifest_path: str, candidate_out: str, report_out: str,
                  traffic_path: str | None = None):  # -> Evaluation
     """Metrics, threshold and report; the candidate is the ONNX model with all of it in its metadata."""
-    from fraud.features import FEATURE_NAMES
     from fraud.onnx_model import write_metadata
     from training_pipeline.evaluate import evaluate
 

@@ -114,6 +114,9 @@ def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings
     return TrainResult(onnx_path, len(history.history["loss"]), best, max_diff)
 
 
+MIN_TRAFFIC_ROWS = 1_000  # fewer served transactions than this make too coarse a reference: the history is used
+
+
 def save_drift_reference(onnx_path: Path, train_path: Path, valid_path: Path, traffic_path: Path | None = None) -> None:
     """`save_reference` on the traffic the model will serve, as well as it is known.
 
@@ -132,9 +135,6 @@ def save_drift_reference(onnx_path: Path, train_path: Path, valid_path: Path, tr
     x_train, _ = _xy(history_rows(train_path))
     x_valid, _ = _xy(history_rows(valid_path))
     save_reference(onnx_path, x_train, OnnxFraudModel(onnx_path).predict(x_valid))
-
-
-MIN_TRAFFIC_ROWS = 1_000  # fewer served transactions than this make too coarse a reference: the history is used
 
 
 def save_reference(onnx_path: Path, train_features: np.ndarray, valid_scores: np.ndarray) -> None:
