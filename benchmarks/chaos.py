@@ -262,7 +262,8 @@ def _observe(run: Run, feed: Feed) -> None:
     paused = f"paused in {sampler.paused_samples} of {sampler.samples} samples"
     run.notes.append(paused + (f" (waiting for {', '.join(sorted(sampler.waited_for))})" if sampler.waited_for else ""))
     run.notes.append(f"{len(run.workers)} worker process(es); redelivered records skipped: "
-                     f"{sampler.total('fraud_scorer_redelivered_skipped_total'):,.0f}; unexpected errors: "
+                     f"{sampler.total('fraud_scorer_redelivered_skipped_total'):,.0f}; skipped by Faust and read again: "
+                     f"{sampler.total('fraud_scorer_skipped_read_again_total'):,.0f}; unexpected errors: "
                      f"{sampler.total('fraud_scorer_unexpected_errors_total'):,.0f}")
     failures = {key.split(":", 1)[1]: value for key, value in sampler.merged().items()
                 if key.startswith("fraud_scorer_dependency_failures_total:") and value}

@@ -61,22 +61,27 @@ def offsets_since(settings: Settings, topic: str, since_ms: int) -> dict[int, in
 
 
 def read_between(settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]) -> Iterator[ConsumerRecord]:
-    """Every record of ``topic`` from the ``start`` bookmark up to (not including) the ``end`` one."""
+    """Every record of ``topic`` from the ``start`` bookmark up to (not including) the ``end`` one.
+
+    A partition is done when the consumer's position reaches its end offset, so offsets
+    that hold no record (transaction markers, compaction) are passed over, not waited for.
+    """
     with _reader(settings) as consumer:
-        wanted = {p: (start.get(p, 0), stop) for p, stop in end.items() if stop > start.get(p, 0)}
-        consumer.assign([TopicPartition(topic, p) for p in wanted])
-        for partition, (first, _) in wanted.items():
-            consumer.seek(TopicPartition(topic, partition), first)
-        remaining = sum(stop - first for first, stop in wanted.values())
-        while remaining > 0:
+        wanted = {TopicPartition(topic, p): stop for p, stop in end.items() if stop > start.get(p, 0)}
+        consumer.assign(list(wanted))
+        for tp in wanted:
+            consumer.seek(tp, start.get(tp.partition, 0))
+        while wanted:
             batch = consumer.poll(timeout_ms=10_000)
-            if not batch:
-                raise FraudError(f"{remaining} records of {topic} did not arrive within 10 s")
-            for records in batch.values():
-                for record in records:
-                    if record.offset < wanted[record.partition][1]:
-                        remaining -= 1
-                        yield record
+            for tp, records in batch.items():
+                yield from (record for record in records if record.offset < wanted.get(tp, -1))
+            done = [tp for tp, stop in wanted.items() if consumer.position(tp) >= stop]
+            if not batch and not done:
+                missing = {tp.partition: (consumer.position(tp), stop) for tp, stop in wanted.items()}
+                raise FraudError(f"records of {topic} did not arrive within 10 s (partition: (position, end)) {missing}")
+            for tp in done:
+                del wanted[tp]
+            consumer.pause(*done)
 
 
 class TopicTail:

@@ -26,7 +26,7 @@ from stream_scorer.batch import Record
 from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
-from stream_scorer.offsets import OffsetGuard
+from stream_scorer.offsets import Hole, OffsetGuard, in_offset_order, read_holes
 from stream_scorer.predictor_client import PredictorClient
 from stream_scorer.scorer import BatchScorer
 
@@ -142,22 +142,22 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),
         metrics=metrics,
     )
+    app.input_topic = settings.topic_transactions
     next_offsets: dict[int, int] = {}
     guard = OffsetGuard()
 
     @app.agent(transactions, name="score-transactions")
     async def score_transactions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
-            guarded = guard.sort([to_record(event) for event in events], app.consumer_generation_id)
-            if guarded.held:
-                held = {(record.partition, record.offset) for record in guarded.held}
-                hold_back([event for event in events if (event.message.partition, event.message.offset) in held])
-                await read_again(app, settings.topic_transactions, guarded.seeks)
-            records = guarded.in_order
-            if not records:
-                continue
+            generation = app.consumer_generation_id
+            records = [to_record(event) for event in events]
+            holes = guard.holes(records, generation)
             try:
+                if holes:
+                    records = in_offset_order(records, await fill(holes))
                 await scorer.settle(records)
+                if holes:
+                    await app.count_as_done(holes, generation)
             except Abandoned:  # the worker stops while the batch waits for a dependency
                 hold_back(events)
                 hold_back_in_flight(app)
@@ -168,6 +168,16 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
             for record in records:
                 next_offsets[record.partition] = record.offset + 1
             update_lag()
+
+    async def fill(holes: list[Hole]) -> list[Record]:
+        """The records Faust skipped, read from the broker (retried while Kafka is unavailable)."""
+        for hole in holes:
+            log.warning("partition %d: Faust skipped offsets %d to %d; reading them from the broker",
+                        hole.partition, hole.start, hole.end - 1)
+        filled = await scorer.backpressure.run(
+            lambda: asyncio.to_thread(read_holes, settings, settings.topic_transactions, holes))
+        metrics.skipped_read_again.inc(len(filled))
+        return filled
 
     def update_lag() -> None:
         for tp in input_partitions():
@@ -191,7 +201,13 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
 
 
 class ScorerFaustApp(faust.App):
-    """A Faust app that, when it stops, first tells a batch waiting for a dependency to give up.
+    """A Faust app that holds back gaps in its input topic, and tells a waiting batch to give up when it stops.
+
+    Faust's consumer counts a gap in a partition's offsets as done and commits past
+    it. In the input topic a gap is usually records Faust skipped (see
+    `stream_scorer.offsets`): they are counted done only when the agent has read
+    and scored them, through `count_as_done`. Faust offers no hook for this; its
+    consumer's private `_add_gap` is wrapped.
 
     Faust's consumer waits on stop until every event in flight is acked; a batch that
     waits for the predictor would hold the stop until the supervisor kills the worker,
@@ -200,6 +216,26 @@ class ScorerFaustApp(faust.App):
     """
 
     scorer: BatchScorer | None = None
+    input_topic: str | None = None
+
+    def _new_consumer(self) -> faust.types.ConsumerT:
+        consumer = super()._new_consumer()
+        self._faust_add_gap = consumer._add_gap
+
+        async def add_gap(tp: TP, offset_from: int, offset_to: int) -> None:
+            if tp.topic != self.input_topic:
+                await self._faust_add_gap(tp, offset_from, offset_to)
+
+        consumer._add_gap = add_gap
+        return consumer
+
+    async def count_as_done(self, holes: Sequence[Hole], generation: int) -> None:
+        """Let Faust commit past these holes, scored now; not if a rebalance has passed their partitions on."""
+        if self.consumer_generation_id != generation:
+            return
+        for hole in holes:
+            # Faust's gap runs to its second offset inclusive: the last offset of the hole
+            await self._faust_add_gap(TP(self.input_topic, hole.partition), hole.start, hole.end - 1)
 
     async def on_stop(self) -> None:
         if self.scorer is not None:
@@ -261,22 +297,6 @@ def hold_back(events: Sequence[faust.types.EventT]) -> None:
     """
     for event in events:
         event.message.acked = True
-
-
-async def read_again(app: faust.App, topic: str, seeks: dict[int, int]) -> None:
-    """Seek partitions back to the first offset Faust skipped, and take those offsets out of its gaps.
-
-    Faust counts an offset inside a "gap" as done when it commits; the skipped
-    records must not be, until they have an outcome. `_gap` is Faust's private
-    interval tree of such offsets; there is no public way to correct it.
-    """
-    for partition, offset in seeks.items():
-        tp = TP(topic, partition)
-        log.warning("partition %d: Faust skipped records from offset %d on; reading them again", partition, offset)
-        gaps = app.consumer._gap.get(tp)
-        if gaps:
-            gaps.chop(offset, 2**63)
-        await app.consumer.seek(tp, offset)
 
 
 def hold_back_in_flight(app: faust.App) -> None:

@@ -1,9 +1,15 @@
-"""`OffsetGuard`: a partition is scored in order and without a hole, whatever Faust delivers."""
+"""`OffsetGuard` finds the offsets Faust skipped; the app keeps Faust from committing past them until scored."""
 
 from __future__ import annotations
 
+import asyncio
+
+from faust.types import TP
+
+from fraud.settings import Settings
+from stream_scorer.app import build_app
 from stream_scorer.batch import Record
-from stream_scorer.offsets import OffsetGuard
+from stream_scorer.offsets import Hole, OffsetGuard, in_offset_order
 
 
 def records(partition: int, *offsets: int) -> list[Record]:
@@ -14,37 +20,46 @@ def offsets(found: list[Record]) -> list[tuple[int, int]]:
     return [(record.partition, record.offset) for record in found]
 
 
-def test_contiguous_records_pass_and_a_redelivery_goes_on_to_the_scorer() -> None:
+def test_contiguous_records_and_redeliveries_leave_no_hole() -> None:
     guard = OffsetGuard()
-    first = guard.sort(records(0, 5, 6, 7) + records(1, 40, 41), generation=1)
-    assert offsets(first.in_order) == [(0, 5), (0, 6), (0, 7), (1, 40), (1, 41)] and not first.held
-    again = guard.sort(records(0, 6, 7, 8), generation=1)  # the scorer skips 6 and 7, which it scored
-    assert offsets(again.in_order) == [(0, 6), (0, 7), (0, 8)] and not again.seeks
+    assert guard.holes(records(0, 5, 6, 7) + records(1, 40, 41), generation=1) == []
+    assert guard.holes(records(0, 6, 7, 8), generation=1) == []  # the scorer skips 6 and 7, which it scored
+    assert guard.holes(records(0, 9), generation=1) == []
 
 
-def test_records_past_a_hole_are_held_back_and_the_partition_is_read_again_from_the_hole() -> None:
+def test_a_jump_is_a_hole_from_the_offset_expected_to_the_one_delivered() -> None:
     guard = OffsetGuard()
-    guard.sort(records(0, 10, 11), generation=1)
-    skipped = guard.sort(records(0, 15, 16) + records(1, 3), generation=1)  # Faust dropped 12..14
-    assert offsets(skipped.held) == [(0, 15), (0, 16)] and skipped.seeks == {0: 12}
-    assert offsets(skipped.in_order) == [(1, 3)]
-    stale = guard.sort(records(0, 17), generation=1)  # fetched before the seek: held too, no second seek
-    assert offsets(stale.held) == [(0, 17)] and not stale.seeks
-    reread = guard.sort(records(0, 12, 13, 14, 15, 16, 17), generation=1)
-    assert offsets(reread.in_order) == [(0, 12), (0, 13), (0, 14), (0, 15), (0, 16), (0, 17)] and not reread.held
+    guard.holes(records(0, 10, 11), generation=1)
+    assert guard.holes(records(0, 15, 16, 20) + records(1, 3), generation=1) == [Hole(0, 12, 15), Hole(0, 17, 20)]
+    assert guard.holes(records(0, 21), generation=1) == []
 
 
-def test_a_real_hole_is_accepted_once_the_broker_answers_from_it_again() -> None:
+def test_a_new_generation_starts_from_whatever_faust_delivers_first() -> None:
     guard = OffsetGuard()
-    guard.sort(records(2, 100), generation=4)
-    first = guard.sort(records(2, 102), generation=4)  # 101: a transaction marker, nothing to read
-    assert first.seeks == {2: 101}
-    accepted = guard.sort(records(2, 102, 103), generation=4)
-    assert offsets(accepted.in_order) == [(2, 102), (2, 103)] and not accepted.held
+    guard.holes(records(0, 10, 11), generation=1)
+    assert guard.holes(records(0, 4, 5), generation=2) == []  # sought back to the committed offset
+    assert guard.holes(records(0, 30), generation=3) == []
 
 
-def test_a_new_generation_starts_afresh() -> None:
-    guard = OffsetGuard()
-    guard.sort(records(0, 10), generation=1)
-    after_rebalance = guard.sort(records(0, 50), generation=2)  # another worker scored 11..49 meanwhile
-    assert offsets(after_rebalance.in_order) == [(0, 50)] and not after_rebalance.held
+def test_filled_records_go_in_offset_order_within_each_partition() -> None:
+    batch = records(1, 7) + records(0, 15, 16, 20)
+    filled = records(0, 12, 13, 14, 17, 18, 19)
+    assert offsets(in_offset_order(batch, filled)) == [(0, o) for o in range(12, 21)] + [(1, 7)]
+
+
+def test_faust_counts_a_gap_in_the_input_done_only_once_the_agent_says_so(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, topic_transactions="tx-in")
+    app = build_app(settings).app
+    consumer = app.consumer
+    tx, other = TP("tx-in", 0), TP("user-activity-changelog", 0)
+
+    async def faust_finds_gaps_then_the_agent_fills_one() -> None:
+        await consumer._add_gap(tx, 12, 15)  # how Faust's fetch loop reports a jump from 11 to 15
+        await consumer._add_gap(other, 3, 5)
+        assert not consumer._gap.get(tx) and sorted(consumer._gap[other]) != []
+        await app.count_as_done([Hole(0, 12, 15)], app.consumer_generation_id)
+        assert [(i.begin, i.end) for i in sorted(consumer._gap[tx])] == [(12, 15)]  # 12, 13, 14; not 15
+        await app.count_as_done([Hole(0, 30, 40)], app.consumer_generation_id + 1)  # a rebalance passed
+        assert [(i.begin, i.end) for i in sorted(consumer._gap[tx])] == [(12, 15)]
+
+    asyncio.run(faust_finds_gaps_then_the_agent_fills_one())
