@@ -106,6 +106,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         consumer_auto_offset_reset="earliest",  # a new worker scores what is already waiting
         web_enabled=False,  # metrics come from prometheus_client instead
         broker_client_id=settings.kafka_client_id,
+        consumer_group_instance_id=settings.scorer_group_instance_id,
         producer_acks=-1,
         producer_linger_ms=0,  # a batch is sent in one burst; waiting for more only adds latency
     )

@@ -63,3 +63,4 @@ def test_faust_counts_a_gap_in_the_input_done_only_once_the_agent_says_so(tmp_pa
         assert [(i.begin, i.end) for i in sorted(consumer._gap[tx])] == [(12, 15)]
 
     asyncio.run(faust_finds_gaps_then_the_agent_fills_one())
+
