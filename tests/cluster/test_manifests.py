@@ -18,7 +18,7 @@ from stream_scorer.metrics import LIVE_PATH, READY_PATH
 from tests.cluster.conftest import apply
 from tests.conftest import REPO
 
-OVERLAYS = ["manifests/base", "manifests/overlays/kubernetes"]
+OVERLAYS = ["manifests/base", "manifests/overlays/kubernetes", "manifests/overlays/openshift"]
 
 
 def build(path: str) -> list[dict]:
