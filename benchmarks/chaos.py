@@ -16,6 +16,7 @@ lost, and no transaction with two outcomes that differ (README "Failure behaviou
 | feast | the Feast online store's file is overwritten with garbage, then restored; the users are new, so it is read |
 | rebalance | a second worker joins the consumer group mid-run, then leaves it |
 | poison | Hypothesis-drawn bad records (both content modes) among good ones; the worker must never pause |
+| faust-skips | Faust skips fetched records at known offsets of every partition, as it does for a partition paused mid-batch |
 
 The bench runs the issue's sizes; the tests the same functions, smaller.
 """
@@ -195,7 +196,8 @@ Script = Callable[[Run, Feed], None]
 
 
 def play(stack: ChaosStack, name: str, records: Sequence[Outgoing], rate: float, script: Script,
-         checks: Callable[[Run, Feed], None] | None = None, head_share: float = 0.2) -> ScenarioResult:
+         checks: Callable[[Run, Feed], None] | None = None, head_share: float = 0.2,
+         worker_env: dict[str, str] | None = None) -> ScenarioResult:
     """Run one scenario: a worker, the feed, the fault ``script``; wait for every outcome; account.
 
     ``head_share`` of the records are published at once, while the worker starts; the
@@ -203,7 +205,7 @@ def play(stack: ChaosStack, name: str, records: Sequence[Outgoing], rate: float,
     worker with work coming in.
     """
     started = time.perf_counter()
-    run = Run(stack, name)
+    run = Run(stack, name, worker_env=worker_env)
     feed = Feed(run.settings, run.settings.topic_transactions, records, rate, head=int(len(records) * head_share))
     try:
         first = run.start_worker(wait_ready=False)
@@ -398,6 +400,20 @@ def rebalance(stack: ChaosStack, events: int = 100_000, rate: float = 2_000.0, f
     return play(stack, "rebalance", good_records(events, stack.known_users, seed=15), rate, script)
 
 
+def faust_skips(stack: ChaosStack, events: int = 10_000, rate: float = 2_000.0) -> ScenarioResult:
+    """Faust skips fetched records at known offsets of every partition (benchmarks/faults/faust_skips): none is lost."""
+    shim = Path(__file__).parent / "faults" / "faust_skips"
+
+    def checks(run: Run, feed: Feed) -> None:
+        read_again = run.sampler.total("fraud_scorer_skipped_read_again_total")
+        run.notes.append(f"{read_again:,.0f} records skipped by Faust were read from the broker and scored")
+        if not read_again:
+            run.violations.append("no record was read again: the fault did not reach the worker")
+
+    return play(stack, "faust-skips", good_records(events, stack.known_users, seed=17), rate, lambda run, feed: None,
+                checks=checks, worker_env={"PYTHONPATH": str(shim)})
+
+
 def poison(stack: ChaosStack, events: int = 10_000, rate: float = 1_000.0) -> ScenarioResult:
     """``events`` Hypothesis-drawn records among as many good ones: each scored or dead-lettered, and no pause."""
     from benchmarks.poison import poison_records
@@ -427,6 +443,7 @@ SCENARIOS: dict[str, Callable[[ChaosStack, int], ScenarioResult]] = {
     "feast": lambda stack, events: feast_outage(stack, events, outage_s=30.0),
     "rebalance": lambda stack, events: rebalance(stack, events),
     "poison": lambda stack, events: poison(stack, max(100, events // 10)),
+    "faust-skips": lambda stack, events: faust_skips(stack, events),
 }
 
 

@@ -345,9 +345,10 @@ class Run:
     whether anything was lost.
     """
 
-    def __init__(self, stack: ChaosStack, name: str, seed: int = 0) -> None:
+    def __init__(self, stack: ChaosStack, name: str, seed: int = 0, worker_env: dict[str, str] | None = None) -> None:
         suffix = uuid.uuid4().hex[:6]
         self.stack, self.name, self.random = stack, name, random.Random(seed)
+        self.worker_env = stack.worker_env | (worker_env or {})
         self.settings = stack.settings.model_copy(update={
             "topic_transactions": f"chaos-{name}-tx-{suffix}", "topic_scores": f"chaos-{name}-scores-{suffix}",
             "topic_dlq": f"chaos-{name}-dlq-{suffix}", "topic_labels": f"chaos-{name}-labels-{suffix}",
@@ -366,7 +367,7 @@ class Run:
     def start_worker(self, wait_ready: bool = True) -> LocalWorker:
         """Start one more `python -m stream_scorer` in the run's consumer group, on its own metrics port."""
         own = self.settings.model_copy(update={"scorer_metrics_port": free_port()})
-        worker = LocalWorker(own, name=f"{self.name}-worker-{len(self.workers) + 1}", env=self.stack.worker_env)
+        worker = LocalWorker(own, name=f"{self.name}-worker-{len(self.workers) + 1}", env=self.worker_env)
         self.workers.append(worker)
         worker.start()
         self.live.append(worker)

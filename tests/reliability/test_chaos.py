@@ -8,7 +8,8 @@ workers' logs. The whole package takes about four minutes on two cores.
 
 from __future__ import annotations
 
-from benchmarks.chaos import broker_outage, feast_outage, poison, predictor_outage, rebalance, worker_kills
+from benchmarks.chaos import (broker_outage, faust_skips, feast_outage, poison, predictor_outage, rebalance,
+                              worker_kills)
 from benchmarks.chaos_stack import ChaosStack
 
 
@@ -52,3 +53,10 @@ def test_poison_records_are_dead_lettered_with_a_reason_and_never_pause_the_work
     print(result.summary())  # pytest -rP shows it
     assert result.ok, result.report()
     assert result.accounting.dead_lettered > 0 and result.accounting.scored >= 1_000, result.report()
+
+
+def test_records_faust_skips_are_read_from_the_broker_and_scored(chaos_stack: ChaosStack) -> None:
+    result = faust_skips(chaos_stack, events=5_000, rate=1_000.0)
+    print(result.summary())  # pytest -rP shows it
+    assert result.ok, result.report()  # a violation if the fault never reached the worker
+    assert result.accounting.scored == 5_000 and result.accounting.lost == 0, result.report()
