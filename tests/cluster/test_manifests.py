@@ -58,7 +58,10 @@ def test_every_object_applies_with_server_side_dry_run_and_strict_validation(kub
 def test_every_env_var_is_a_setting_and_the_ports_are_the_codes(path: str) -> None:
     objects = build(path)
     fields = {f"FRAUD_{name.upper()}" for name in Settings.model_fields}
-    config = {key for obj in objects if obj["kind"] == "ConfigMap" for key in obj.get("data", {})}
+    env_from = {source["configMapRef"]["name"] for container in _containers(objects)
+                for source in container.get("envFrom", []) if "configMapRef" in source}
+    config = {key for obj in objects if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] in env_from
+              for key in obj.get("data", {})}
     env = {variable["name"]: variable.get("value") for container in _containers(objects)
            for variable in container.get("env", [])}
     assert (config | set(env)) - fields == set()  # a typo here would be silently ignored by Settings
