@@ -40,9 +40,12 @@ from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.chaos import Accounting, account
+from benchmarks.measure import tree_cpu_s
 from fraud.events import encode
 from fraud.features import FEATURE_NAMES
 from fraud.local_stack.kafka import LocalKafka, create_topics, delete_topics
+from fraud.local_stack.process import free_port
 from fraud.settings import Settings, settings_env
 from producers.publisher import make_producer
 from producers.synthetic import synthetic_transactions
@@ -91,8 +94,10 @@ def _origin_s(record) -> float:
 class OutputWatcher:
     """Reads a contender's output topic from the start in a thread; records arrival and origin times."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, keep_scores: bool = False) -> None:
         self.arrivals: list[tuple[float, float]] = []  # (arrived_s, origin_s)
+        self.scores: list[dict] = []  # each score event's data, with keep_scores (for an accounting)
+        self._keep_scores = keep_scores
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=None, enable_auto_commit=False,
                                        fetch_max_wait_ms=10)
@@ -107,6 +112,8 @@ class OutputWatcher:
             for records in self._consumer.poll(timeout_ms=50).values():
                 arrived = time.time()
                 self.arrivals.extend((arrived, _origin_s(r)) for r in records)
+                if self._keep_scores:
+                    self.scores.extend(orjson.loads(r.value)["data"] for r in records)
 
     def wait_for(self, count: int, timeout_s: float, alive) -> None:
         deadline = time.monotonic() + timeout_s
@@ -176,12 +183,116 @@ def measure(settings: Settings, name: str, command: list[str], backlog: list, wa
         delete_topics(run, [run.topic_transactions, run.topic_scores, changelog_topic(run)])
 
 
+@dataclass(frozen=True)
+class ScaleOut:
+    """N workers in one consumer group: their events/s, each one's CPU while timed, and the accounting."""
+
+    workers: int
+    events_per_s: float
+    cpu_cores: tuple[float, ...]  # per worker process (with its helpers): CPU seconds / wall seconds while timed
+    accounting: Accounting
+
+    @property
+    def per_busy_core(self) -> float:
+        """Events/s per core the workers kept busy: what one worker core would give on a cluster."""
+        busy = sum(self.cpu_cores)
+        return self.events_per_s / busy if busy else 0.0
+
+
+def measure_scale_out(settings: Settings, workers: int, backlog: list, ids: list[str], warm_up: int, root: Path,
+                      console: Console) -> ScaleOut:
+    """Drain ``backlog`` with ``workers`` worker processes in one group; the later ones join once the first scores.
+
+    Each later worker's join rebalances the group mid-run, so the accounting (every id
+    scored, no two differing scores) covers the rebalance. Timed: outputs after ``warm_up``.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    run = settings.model_copy(update={"topic_transactions": f"scale-in-{suffix}", "topic_scores": f"scale-out-{suffix}",
+                                      "scorer_app_id": f"scale-{suffix}"})
+    create_topics(run, {run.topic_transactions: run.partitions_transactions, run.topic_scores: run.partitions_scores})
+    _send(run, run.topic_transactions, backlog)
+    watcher = OutputWatcher(run, run.topic_scores, keep_scores=True)
+    command = [sys.executable, "-m", "stream_scorer"]
+    processes = [_contender(run.model_copy(update={"scorer_metrics_port": free_port()}), command,
+                            root / f"scale-{workers}-worker-1.log")]
+    alive = lambda: all(process.poll() is None for process in processes)  # noqa: E731
+    try:
+        watcher.wait_for(min(warm_up // 4, len(backlog)), timeout_s=300, alive=alive)
+        for n in range(2, workers + 1):
+            processes.append(_contender(run.model_copy(update={"scorer_metrics_port": free_port()}), command,
+                                        root / f"scale-{workers}-worker-{n}.log"))
+        watcher.wait_for(warm_up, timeout_s=300, alive=alive)
+        cpu_before, wall_before = [tree_cpu_s(process.pid) for process in processes], time.monotonic()
+        watcher.wait_for(len(backlog), timeout_s=600, alive=alive)
+        wall = time.monotonic() - wall_before
+        cores = tuple((tree_cpu_s(process.pid) - before) / wall for process, before in zip(processes, cpu_before, strict=True))
+        if not alive():
+            raise RuntimeError(f"a worker of {workers} died; see {root}/scale-{workers}-worker-*.log")
+        time.sleep(2.0)  # a late duplicate would still count
+        times = sorted(arrived for arrived, _ in watcher.arrivals)[warm_up:]
+        events_per_s = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        accounting = account(ids, watcher.scores, [])
+        console.log(f"{workers} worker(s): {events_per_s:,.0f} events/s, CPU {', '.join(f'{c:.2f}' for c in cores)} "
+                    f"cores; {accounting.describe()}")
+        return ScaleOut(workers, events_per_s, cores, accounting)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        watcher.close()
+        delete_topics(run, [run.topic_transactions, run.topic_scores, changelog_topic(run)])
+
+
+def run_scale_out(settings: Settings, worker_counts: tuple[int, ...] = (1, 2), events: int = 30_000,
+                  users: int = 10_000, warm_up: int = 20_000, console: Console | None = None) -> list[ScaleOut]:
+    """`fraud bench stream --workers 1,2`: the same backlog drained by each number of workers; print the table."""
+    from benchmarks.predictor import _mlp_model, _serve
+
+    console = console or Console()
+    LocalKafka(settings).start()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fraud-bench-scale-") as scratch:
+        root = Path(scratch)
+        bench = settings.model_copy(update={"data_dir": root, "predictor_port": free_port()})
+        console.log(f"setting up: MLP model, Feast store with {users:,} users, predictor on {bench.predictor_url}")
+        _mlp_model(root)
+        _prepare_store(bench, users)
+        predictor = _serve(root, bench.predictor_port, zero=False, pin=False)
+        transactions = list(synthetic_transactions(warm_up + events, users=users, seed=8))
+        backlog = [encode(t, bench.event_source) for t in transactions]
+        ids = [t.transaction_id for t in transactions]
+        try:
+            for workers in worker_counts:
+                results.append(measure_scale_out(bench, workers, backlog, ids, warm_up, root, console))
+        finally:
+            predictor.terminate()
+            predictor.wait(timeout=30)
+    _print_scale_out(results, events, warm_up, console)
+    return results
+
+
+def _print_scale_out(results: list[ScaleOut], events: int, warm_up: int, console: Console) -> None:
+    table = Table(title=f"scale-out: {warm_up + events:,} events drained by N workers in one group on "
+                        f"{os.cpu_count()} cores ({events:,} timed); the predictor and Kafka share the machine")
+    for column in ("workers", "events/s", "x 1", "CPU cores each", "ev/s per core", "lost", "dup same", "dup differ"):
+        table.add_column(column, justify="right")
+    single = results[0].events_per_s or float("nan")
+    for r in results:
+        table.add_row(str(r.workers), f"{r.events_per_s:,.0f}", f"{r.events_per_s / single:.2f}",
+                      ", ".join(f"{c:.2f}" for c in r.cpu_cores), f"{r.per_busy_core:,.0f}", f"{r.accounting.lost:,}",
+                      f"{r.accounting.duplicated_identical:,}", f"{r.accounting.duplicated_different:,}")
+    console.print(table)
+
+
 def run(settings: Settings, events: int = 30_000, batch_sizes: tuple[int, ...] = (100, 500, 2000), users: int = 10_000,
         rate: float = 1000.0, steady_seconds: float = 10.0, per_event_events: int = 3000, warm_up: int = 20_000,
         console: Console | None = None) -> dict[str, Figures]:
     """Measure every contender once; print the table; return the figures."""
     from benchmarks.predictor import _mlp_model, _serve
-    from fraud.local_stack.process import free_port
 
     console = console or Console()
     LocalKafka(settings).start()

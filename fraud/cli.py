@@ -637,21 +637,36 @@ def bench_stream(
     rate: Annotated[float, typer.Option(min=1, help="Offered events/s of the latency measurement.")] = 1000.0,
     seconds: Annotated[float, typer.Option(min=1, help="Duration of the latency measurement.")] = 10.0,
     per_event_events: Annotated[int, typer.Option(min=100, help="Backlog of the (slow) per-event baseline.")] = 3000,
+    workers: Annotated[str | None, typer.Option(help=(
+        "Comma-separated worker counts, e.g. 1,2: instead of the contenders, drain one backlog with N workers in "
+        "one consumer group each (the later ones join mid-run) and account for every transaction."))] = None,
 ) -> None:
     """Stream worker events/s and p50/p99 latency at several batch sizes, beside a pass-through ceiling and the per-event design."""
-    from benchmarks.stream import run
+    from benchmarks.stream import run, run_scale_out
 
+    sizes = _positive_ints(batch_sizes, "--batch-sizes")
     try:
-        sizes = tuple(int(part) for part in batch_sizes.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"{batch_sizes!r} is not a comma-separated list of integers", param_hint="'--batch-sizes'") from None
-    if not sizes or min(sizes) < 1:
-        raise typer.BadParameter("batch sizes must be at least 1", param_hint="'--batch-sizes'")
-    try:
+        if workers is not None:
+            counts = _positive_ints(workers, "--workers")
+            results = run_scale_out(load_settings(), counts, events=events, users=users, warm_up=warm_up, console=out)
+            if not all(result.accounting.ok for result in results):
+                raise FraudError("a transaction was lost or scored twice with different content: see the table")
+            return
         run(load_settings(), events=events, batch_sizes=sizes, users=users, rate=rate, steady_seconds=seconds,
             per_event_events=per_event_events, warm_up=warm_up, console=out)
     except RuntimeError as error:
         raise FraudError(str(error)) from error
+
+
+def _positive_ints(text: str, option: str) -> tuple[int, ...]:
+    """``1,2,4`` as (1, 2, 4); a one-line error naming ``option`` otherwise."""
+    try:
+        numbers = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers", param_hint=f"'{option}'") from None
+    if not numbers or min(numbers) < 1:
+        raise typer.BadParameter("each must be at least 1", param_hint=f"'{option}'")
+    return numbers
 
 
 @bench_app.command("chaos")

@@ -40,6 +40,7 @@ def test_every_command_has_help(words: list[str], capsys: pytest.CaptureFixture[
         (["worker", "--loglevel", "loud"], {}, "'loud' is not one of debug, info, warning, error"),
         (["worker"], {"FRAUD_SCORER_BATCH_SIZE": "0"}, "scorer_batch_size (FRAUD_SCORER_BATCH_SIZE)"),
         (["bench", "stream", "--batch-sizes", "100,lots"], {}, "is not a comma-separated list of integers"),
+        (["bench", "stream", "--workers", "1,0"], {}, "each must be at least 1"),
         (["demo", "--days", "1"], {}, "Invalid value for '--days'"),
         (["demo", "--rate", "-1"], {}, "Invalid value for '--rate'"),
     ],
