@@ -46,6 +46,7 @@ from fraud.events import encode
 from fraud.features import FEATURE_NAMES
 from fraud.local_stack.kafka import LocalKafka, create_topics, delete_topics
 from fraud.local_stack.process import free_port
+from fraud.local_stack.worker import ready as worker_ready
 from fraud.settings import Settings, settings_env
 from producers.publisher import make_producer
 from producers.synthetic import synthetic_transactions
@@ -201,44 +202,61 @@ class ScaleOut:
 
 def measure_scale_out(settings: Settings, workers: int, backlog: list, ids: list[str], warm_up: int, root: Path,
                       console: Console) -> ScaleOut:
-    """Drain ``backlog`` with ``workers`` worker processes in one group; the later ones join once the first scores.
+    """Score ``backlog`` with ``workers`` worker processes in one consumer group; account for every transaction.
 
-    Each later worker's join rebalances the group mid-run, so the accounting (every id
-    scored, no two differing scores) covers the rebalance. Timed: outputs after ``warm_up``.
+    The first ``warm_up`` records wait when the first worker starts; the others join once
+    it scores, so the group rebalances mid-run and the accounting (every id scored, no two
+    differing scores) covers it. Once every worker is ready (its /readyz) and the warm-up
+    is scored, the rest is published as fast as the producer goes; events/s and each
+    worker's CPU are measured from then to the last output (the producer shares the cores).
     """
     suffix = uuid.uuid4().hex[:8]
     run = settings.model_copy(update={"topic_transactions": f"scale-in-{suffix}", "topic_scores": f"scale-out-{suffix}",
                                       "scorer_app_id": f"scale-{suffix}"})
     create_topics(run, {run.topic_transactions: run.partitions_transactions, run.topic_scores: run.partitions_scores})
-    _send(run, run.topic_transactions, backlog)
+    _send(run, run.topic_transactions, backlog[:warm_up])
     watcher = OutputWatcher(run, run.topic_scores, keep_scores=True)
-    command = [sys.executable, "-m", "stream_scorer"]
-    processes = [_contender(run.model_copy(update={"scorer_metrics_port": free_port()}), command,
-                            root / f"scale-{workers}-worker-1.log")]
-    alive = lambda: all(process.poll() is None for process in processes)  # noqa: E731
+    started: list[tuple[subprocess.Popen, Settings]] = []
+
+    def start_worker() -> None:
+        own = run.model_copy(update={"scorer_metrics_port": free_port()})
+        log_path = root / f"scale-{workers}-worker-{len(started) + 1}.log"
+        started.append((_contender(own, [sys.executable, "-m", "stream_scorer"], log_path), own))
+
+    def alive() -> bool:
+        return all(process.poll() is None for process, _ in started)
+
     try:
-        watcher.wait_for(min(warm_up // 4, len(backlog)), timeout_s=300, alive=alive)
-        for n in range(2, workers + 1):
-            processes.append(_contender(run.model_copy(update={"scorer_metrics_port": free_port()}), command,
-                                        root / f"scale-{workers}-worker-{n}.log"))
+        start_worker()
+        watcher.wait_for(warm_up // 4, timeout_s=300, alive=alive)
+        for _ in range(workers - 1):
+            start_worker()
+        deadline = time.monotonic() + 300
+        while not all(worker_ready(own) for _, own in started) and alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
         watcher.wait_for(warm_up, timeout_s=300, alive=alive)
-        cpu_before, wall_before = [tree_cpu_s(process.pid) for process in processes], time.monotonic()
+        if not alive() or len(watcher.arrivals) < warm_up:
+            tails = "\n".join(path.read_text()[-1500:] for path in sorted(root.glob(f"scale-{workers}-worker-*.log")))
+            raise RuntimeError(f"{workers} workers scored {len(watcher.arrivals):,} of the {warm_up:,} warm-up "
+                               f"events; their logs end:\n{tails}")
+        cpu_before, wall_before = [tree_cpu_s(process.pid) for process, _ in started], time.monotonic()
+        _send(run, run.topic_transactions, backlog[warm_up:])
         watcher.wait_for(len(backlog), timeout_s=600, alive=alive)
         wall = time.monotonic() - wall_before
-        cores = tuple((tree_cpu_s(process.pid) - before) / wall for process, before in zip(processes, cpu_before, strict=True))
+        cores = tuple((tree_cpu_s(process.pid) - before) / wall
+                      for (process, _), before in zip(started, cpu_before, strict=True))
         if not alive():
             raise RuntimeError(f"a worker of {workers} died; see {root}/scale-{workers}-worker-*.log")
         time.sleep(2.0)  # a late duplicate would still count
-        times = sorted(arrived for arrived, _ in watcher.arrivals)[warm_up:]
-        events_per_s = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        events_per_s = (len(backlog) - warm_up) / wall
         accounting = account(ids, watcher.scores, [])
-        console.log(f"{workers} worker(s): {events_per_s:,.0f} events/s, CPU {', '.join(f'{c:.2f}' for c in cores)} "
-                    f"cores; {accounting.describe()}")
+        console.log(f"{workers} worker(s): {events_per_s:,.0f} events/s, CPU "
+                    f"{', '.join(f'{c:.2f}' for c in cores)} cores; {accounting.describe()}")
         return ScaleOut(workers, events_per_s, cores, accounting)
     finally:
-        for process in processes:
+        for process, _ in started:
             process.terminate()
-        for process in processes:
+        for process, _ in started:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -277,7 +295,8 @@ def run_scale_out(settings: Settings, worker_counts: tuple[int, ...] = (1, 2), e
 
 def _print_scale_out(results: list[ScaleOut], events: int, warm_up: int, console: Console) -> None:
     table = Table(title=f"scale-out: {warm_up + events:,} events drained by N workers in one group on "
-                        f"{os.cpu_count()} cores ({events:,} timed); the predictor and Kafka share the machine")
+                        f"{os.cpu_count()} cores (the last {events:,}, published once all are ready); the producer, "
+                        "the predictor and Kafka share the machine")
     for column in ("workers", "events/s", "x 1", "CPU cores each", "ev/s per core", "lost", "dup same", "dup differ"):
         table.add_column(column, justify="right")
     single = results[0].events_per_s or float("nan")
