@@ -4,37 +4,47 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import yaml
 
 from fraud.errors import FraudError
-from fraud.settings import Settings
+from fraud.settings import FEATURE_REPO, Settings, settings_env
 
 log = logging.getLogger(__name__)
-REPO_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
+REPO_DIR = FEATURE_REPO
 
 
-def open_store(settings: Settings, config_file: str = "feature_store.yaml"):  # -> feast.FeatureStore
-    """A FeatureStore whose `${FRAUD_...}` placeholders are filled from ``settings``, not os.environ."""
+def open_store(settings: Settings):  # -> feast.FeatureStore
+    """The FeatureStore of ``settings.feast_config``, its `${FRAUD_...}` placeholders filled from ``settings``."""
     from feast import FeatureStore, RepoConfig
 
-    text = (REPO_DIR / config_file).read_text()
-    try:  # the cluster variant takes its endpoints from the environment (Secrets), the local one from settings
-        raw = yaml.safe_load(Template(text).substitute({**os.environ, "FRAUD_DATA_DIR": str(settings.data_dir)}))
-    except KeyError as missing:
-        raise FraudError(f"{config_file} needs the environment variable {missing.args[0]}") from None
+    raw = yaml.safe_load((REPO_DIR / settings.feast_config).read_text())
     (settings.data_dir / "feast").mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(**raw)
+    config = RepoConfig(**_fill(raw, settings_env(settings), settings.feast_config))
     config.repo_path = REPO_DIR
     if config.online_store.type == "sqlite":
         _write_ahead_log(Path(config.online_store.path))
     return FeatureStore(config=config)
+
+
+def _fill(node: Any, values: dict[str, str], source: str) -> Any:
+    """``node`` with `${NAME}` filled in every string: after parsing, so no value (a password) can change the YAML."""
+    if isinstance(node, dict):
+        return {key: _fill(value, values, source) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill(value, values, source) for value in node]
+    if not isinstance(node, str):
+        return node
+    try:
+        return Template(node).substitute(values)
+    except KeyError as missing:
+        raise FraudError(f"feature_repo/{source} needs {missing.args[0]}, which is not set") from None
 
 
 def _write_ahead_log(db_path: Path) -> None:

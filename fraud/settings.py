@@ -22,6 +22,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _BROKER_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$")
 # Values that are obviously not a real secret; refused so nobody ships them.
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "password", "secret", "minio123", "admin"}
+# The Feast repo (feature_store*.yaml + definitions), next to this package.
+FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
 
 
 class Settings(BaseSettings):
@@ -180,6 +182,18 @@ class Settings(BaseSettings):
         "FRAUD_RETRAIN_LABELLED_WINDOW_DAYS: the training data step adds the labelled score events of this many "
         "recent days (the features the model saw + the outcome) to the history; 0 adds none."))
 
+    # --- Feast feature store ---------------------------------------------------------------
+    feast_config: str = Field("feature_store.yaml", description=(
+        "FRAUD_FEAST_CONFIG: the file of feature_repo/ that Feast opens: feature_store.yaml (SQLite online store "
+        "under data_dir) or feature_store.cluster.yaml (Redis online store, registry in S3)."))
+    feast_redis_address: str = Field("127.0.0.1:6379", description=(
+        "FRAUD_FEAST_REDIS_ADDRESS: host:port of the Redis online store (feature_store.cluster.yaml)."))
+    feast_redis_password: SecretStr | None = Field(None, description=(
+        "FRAUD_FEAST_REDIS_PASSWORD: password of the Redis online store (from a Secret on a cluster)."))
+    feast_registry_uri: str | None = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/].*$", description=(
+        "FRAUD_FEAST_REGISTRY_URI: s3://bucket/key of the Feast registry on FRAUD_S3_ENDPOINT "
+        "(feature_store.cluster.yaml)."))
+
     # --- producer ---------------------------------------------------------------
     produce_rate: float = Field(0.0, ge=0, description="Events per second; 0 means as fast as possible.")
     producer_linger_ms: int = Field(20, ge=0)
@@ -200,6 +214,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not host:port (for example 127.0.0.1:9092)")
         return ",".join(addresses)
 
+    @field_validator("feast_redis_address")
+    @classmethod
+    def _check_redis_address(cls, value: str) -> str:
+        match = _BROKER_ADDRESS.match(value)
+        if not match or not 0 < int(match.group(3)) <= 65535:
+            raise ValueError(f"FRAUD_FEAST_REDIS_ADDRESS {value!r} is not host:port (for example redis:6379)")
+        return value
+
+    @field_validator("feast_config")
+    @classmethod
+    def _check_feast_config(cls, value: str) -> str:
+        choices = sorted(path.name for path in FEATURE_REPO.glob("feature_store*.yaml"))
+        if value not in choices:
+            raise ValueError(f"FRAUD_FEAST_CONFIG {value!r} is not a feature_store file of feature_repo/; use one of: "
+                             f"{', '.join(choices)}")
+        return value
+
     @field_validator("raw_uri", "features_uri")
     @classmethod
     def _check_uri(cls, value: str | None) -> str | None:
@@ -207,11 +238,20 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: use a local path, s3a://, hdfs:// or file://")
         return value.rstrip("/") if value else value
 
-    @field_validator("kafka_sasl_password", "s3_secret_key", "kfp_token")
+    @field_validator("kafka_sasl_password", "s3_secret_key", "kfp_token", "feast_redis_password")
     @classmethod
     def _refuse_placeholder_password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder; set the real secret")
+        return value
+
+    @field_validator("feast_redis_password")
+    @classmethod
+    def _fits_connection_string(cls, value: SecretStr | None) -> SecretStr | None:
+        # Feast passes Redis options as "host:port,password=...", split at commas.
+        if value is not None and ("," in value.get_secret_value() or not value.get_secret_value()):
+            raise ValueError("FRAUD_FEAST_REDIS_PASSWORD must be non-empty and hold no comma (Feast splits its "
+                             "Redis connection string at commas)")
         return value
 
     @field_validator("data_dir", "cache_dir")

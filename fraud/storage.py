@@ -45,14 +45,19 @@ class LocalArtifactStore:
         return local_path
 
 
+def minio_client(endpoint: str, access_key: str, secret_key: str):  # -> minio.Minio
+    """A client of the S3 API at ``endpoint`` (a URL, or host:port meaning http)."""
+    from minio import Minio
+
+    parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+    return Minio(parsed.netloc, access_key=access_key, secret_key=secret_key, secure=parsed.scheme == "https")
+
+
 class S3ArtifactStore:
     """Artifacts in an S3 bucket (MinIO, Ceph/ODF, AWS); URIs are s3://bucket/key."""
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str) -> None:
-        from minio import Minio
-
-        parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
-        self.client = Minio(parsed.netloc, access_key=access_key, secret_key=secret_key, secure=parsed.scheme == "https")
+        self.client = minio_client(endpoint, access_key, secret_key)
         self.bucket = bucket
 
     def put(self, local_path: Path, key: str) -> str:

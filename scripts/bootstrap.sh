@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a fresh machine ready: uv, a JDK and Maven (for the local Kafka broker), etcd and openssl (for the local
-# Kubernetes API server of tests/cluster, which scripts/kube/build.sh builds with Go), and the project's venv.
+# Kubernetes API server of tests/cluster, which scripts/kube/build.sh builds with Go), redis-server (the cluster
+# feature store's tests), and the project's venv.
 # Idempotent and quiet when everything is already there; `make demo` and `make test` run it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +18,10 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)  # backs the local Kubernetes API server (tests/cluster)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the cluster feature store's online store (tests)
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
-        say "please install: ${missing[*]} (needed for the local Kafka broker and Kubernetes API server)"
+        say "please install: ${missing[*]} (needed for the local Kafka broker, Kubernetes API server and Redis)"
         exit 1
     fi
     say "installing ${missing[*]} with apt-get"

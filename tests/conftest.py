@@ -18,6 +18,7 @@ import pytest
 
 from fraud.events import Transaction
 from fraud.local_stack.kafka import LocalKafka, create_topics, delete_topics
+from fraud.local_stack.redis_server import LocalRedis, RedisEndpoint
 from fraud.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +95,29 @@ def new_topic(kafka_settings: Settings) -> Iterator[Callable[..., str]]:
 
     yield make
     delete_topics(kafka_settings, created)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisEndpoint]:
+    """A real redis-server (with a password) for the whole session; stopped by PID."""
+    server = LocalRedis(tmp_path_factory.mktemp("redis"))
+    endpoint = server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API (moto's server) on a free port, for one test."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -126,3 +126,35 @@ def test_transaction_limits_default_alike_and_come_from_the_environment(monkeypa
 def test_refuses_nonsense_transaction_limits(name: str, value: float) -> None:
     with pytest.raises(ValidationError, match=name):
         Settings(**{name: value}, _env_file=None)
+
+
+def test_feast_config_selects_a_file_of_the_feature_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).feast_config == "feature_store.yaml"
+    monkeypatch.setenv("FRAUD_FEAST_CONFIG", "feature_store.cluster.yaml")
+    assert Settings(_env_file=None).feast_config == "feature_store.cluster.yaml"
+
+
+@pytest.mark.parametrize("name", ["feature_store.prod.yaml", "../pyproject.toml", "definitions.py", ""])
+def test_refuses_a_feast_config_that_is_not_in_the_repo(name: str) -> None:
+    with pytest.raises(ValidationError, match="FRAUD_FEAST_CONFIG .* use one of: feature_store.cluster.yaml, feature_store.yaml"):
+        Settings(feast_config=name, _env_file=None)
+
+
+@pytest.mark.parametrize("address", ["redis", "redis:", "redis:0", "redis://redis:6379", "a b:6379"])
+def test_refuses_a_malformed_redis_address(address: str) -> None:
+    with pytest.raises(ValidationError, match="FRAUD_FEAST_REDIS_ADDRESS"):
+        Settings(feast_redis_address=address, _env_file=None)
+
+
+@pytest.mark.parametrize("password", ["changeme", "a,b", ""])
+def test_refuses_a_redis_password_feast_cannot_use(password: str) -> None:
+    with pytest.raises(ValidationError, match="feast_redis_password"):
+        Settings(feast_redis_password=password, _env_file=None)
+
+
+def test_redis_password_is_secret_and_registry_uri_is_checked() -> None:
+    settings = Settings(feast_redis_address="fraud-redis:6379", feast_redis_password="s3cr3t-redis",
+                        feast_registry_uri="s3://feast/fraud/registry.db", _env_file=None)
+    assert "s3cr3t-redis" not in repr(settings)
+    with pytest.raises(ValidationError, match="feast_registry_uri"):
+        Settings(feast_registry_uri="file:///tmp/registry.db", _env_file=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,6 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     assert fetch(Settings(data_dir=tmp_path, _env_file=None), uri, tmp_path / "copy.onnx").read_bytes() == b"onnx bytes"
     with pytest.raises(FraudError, match="does not exist"):
         store.get(uri.replace("model.onnx", "other.onnx"), tmp_path / "x")
-
-
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_s3_store_round_trip_through_minio(tmp_path: Path, s3_endpoint: str) -> None:
