@@ -70,3 +70,14 @@ if [[ ! -s "$out/crds/kafka.strimzi.io_kafkas.yaml" || "$(cat "$out/crds/strimzi
     rm -f "$classpath"
     strimzi_stamp >"$out/crds/strimzi.stamp"
 fi
+
+# The Spark operator's SparkApplication (and ScheduledSparkApplication), kubeflow/spark-operator v2.5.2 api/v1beta2,
+# with the marker options its Makefile passes (generateEmbeddedObjectMeta) and controller-tools v0.17.1, its own
+# pin. About 20 s after a change to crd-spark's go.mod.
+if [[ ! -s "$out/crds/sparkoperator.k8s.io_sparkapplications.yaml" || "$(cat "$out/crds/spark.stamp" 2>/dev/null)" != "$(stamp crd-spark)" ]]; then
+    say "generating the Spark operator's CRDs with controller-gen (spark-operator v2.5.2)"
+    (cd "$here/crd-spark" && go run sigs.k8s.io/controller-tools/cmd/controller-gen \
+        crd:generateEmbeddedObjectMeta=true,maxDescLen=0 \
+        paths=github.com/kubeflow/spark-operator/v2/api/v1beta2 output:crd:dir="$out/crds")
+    stamp crd-spark >"$out/crds/spark.stamp"
+fi
