@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = None
     spark_master: str = Field("local[*]", description="local[*] here; spark://... or k8s://... on a cluster.")
     spark_driver_memory: str = Field("4g", pattern=r"^\d+[mMgG]$")
+    spark_submit: Literal["in_process", "operator"] = Field("in_process", description=(
+        "FRAUD_SPARK_SUBMIT: how the prep step runs Spark: `in_process`, a session in the step's own process on "
+        "FRAUD_SPARK_MASTER; `operator`, a SparkApplication the Spark operator runs in FRAUD_SPARK_NAMESPACE."))
+    spark_namespace: str = Field("fraud", description="FRAUD_SPARK_NAMESPACE: namespace of the prep step's SparkApplications.")
+    spark_executor_instances: int = Field(2, ge=1, description="FRAUD_SPARK_EXECUTOR_INSTANCES: executors of the prep SparkApplication.")
+    spark_app_timeout_s: float = Field(3_600.0, gt=0, description=(
+        "FRAUD_SPARK_APP_TIMEOUT_S: longest the prep step waits for its SparkApplication; then it deletes it and fails."))
+    spark_poll_s: float = Field(5.0, gt=0, description="FRAUD_SPARK_POLL_S: how often the SparkApplication's state is read.")
     spark_shuffle_partitions: int = Field(8, ge=1)
     profile_fraction: float = Field(0.2, gt=0, lt=1, description="Oldest share of the time window used only to build user profiles.")
     valid_fraction: float = Field(0.15, gt=0, lt=1)

@@ -59,7 +59,7 @@ def deploy_kserve(decision: dict, settings: Settings) -> str:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    api = client.CustomObjectsApi(_kube_client(settings))
+    api = client.CustomObjectsApi(kube_client(settings))
     where = dict(group=KSERVE_GROUP, version=KSERVE_VERSION, plural=KSERVE_PLURAL, namespace=settings.kserve_namespace,
                  name=settings.kserve_inference_service)
     try:
@@ -68,7 +68,7 @@ def deploy_kserve(decision: dict, settings: Settings) -> str:
                                                                        settings.kserve_canary_percent))
     except ApiException as error:
         raise FraudError(f"cannot patch InferenceService {settings.kserve_namespace}/{settings.kserve_inference_service}:"
-                         f" HTTP {error.status} {error.reason}{_message(error.body)}") from error
+                         f" HTTP {error.status} {error.reason}{api_message(error.body)}") from error
     except urllib3.exceptions.HTTPError as error:  # nothing answers: the step fails, it never reports a rollout
         raise FraudError(f"cannot reach the Kubernetes API to patch InferenceService {settings.kserve_namespace}/"
                          f"{settings.kserve_inference_service}: {error}") from error
@@ -77,7 +77,7 @@ def deploy_kserve(decision: dict, settings: Settings) -> str:
             f"version {decision['version']}; Knative rolls a new revision{canary}")
 
 
-def _message(body: object) -> str:
+def api_message(body: object) -> str:
     """The API server's own message from an error body, if it has one."""
     try:
         message = json.loads(body).get("message") if body else None
@@ -86,7 +86,7 @@ def _message(body: object) -> str:
     return f": {message}" if message else ""
 
 
-def _kube_client(settings: Settings):  # -> kubernetes.client.ApiClient
+def kube_client(settings: Settings):  # -> kubernetes.client.ApiClient
     """In a pod, its service account; else FRAUD_KUBE_CONFIG's kubeconfig, or kubectl's current context."""
     from kubernetes import client, config
 

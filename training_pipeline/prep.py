@@ -105,19 +105,40 @@ def _s3a_config(settings: Settings) -> dict[str, str]:
     return config
 
 
-def _write_text(settings: Settings, location: str, text: str) -> None:
-    """Write a small text file to a local path or an s3a:// URI (through pyarrow's S3 filesystem)."""
-    if not location.startswith("s3a://"):
-        Path(location.removeprefix("file://")).write_text(text)
-        return
+def _s3(settings: Settings):  # -> pyarrow.fs.S3FileSystem
+    """pyarrow's S3 filesystem on FRAUD_S3_ENDPOINT, for the small files beside Spark's output."""
     from pyarrow import fs
 
-    s3 = fs.S3FileSystem(
+    return fs.S3FileSystem(
         endpoint_override=settings.s3_endpoint, access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
     )
-    with s3.open_output_stream(location.removeprefix("s3a://")) as stream:
+
+
+def _write_text(settings: Settings, location: str, text: str) -> None:
+    """Write a small text file to a local path or an s3a:// URI."""
+    if not location.startswith("s3a://"):
+        Path(location.removeprefix("file://")).write_text(text)
+        return
+    with _s3(settings).open_output_stream(location.removeprefix("s3a://")) as stream:
         stream.write(text.encode())
+
+
+def read_text(settings: Settings, location: str) -> str:
+    """Read a small text file from a local path or an s3a:// URI."""
+    if not location.startswith("s3a://"):
+        return Path(location.removeprefix("file://")).read_text()
+    with _s3(settings).open_input_stream(location.removeprefix("s3a://")) as stream:
+        return stream.read().decode()
+
+
+def read_result(settings: Settings, out: str) -> PrepResult:
+    """The PrepResult of a prep run that wrote to ``out`` elsewhere (a Spark cluster's driver), from its manifest."""
+    out = out.rstrip("/")
+    manifest = json.loads(read_text(settings, f"{out}/manifest.json"))
+    split = TimeSplit(**{name: datetime.fromisoformat(value) for name, value in manifest["split"].items()})
+    return PrepResult(f"{out}/transaction_features.parquet", f"{out}/user_profile.parquet", f"{out}/manifest.json",
+                      {name: int(count) for name, count in manifest["rows"].items()}, split)
 
 
 def _features_of_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

@@ -65,16 +65,21 @@ def timed(step: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
 def run_prep(data_dir: str, users: int, manifest_out: str) -> dict[str, int]:
     """Generate data if there is none, then the Spark prep; the manifest is the step's artifact."""
     from fraud.datagen import GenerationSpec, generate
-    from training_pipeline.prep import prepare
+    from training_pipeline.prep import prepare, read_text
 
     settings = settings_for(data_dir)
     raw = Path(settings.raw_location)
     if "://" not in settings.raw_location and not (raw / "transactions.parquet").exists():
         log.info("no data in %s: generating %d users", raw, users or settings.pipeline_users)
         generate(GenerationSpec(users=users or settings.pipeline_users, seed=settings.train_seed), raw)
-    result = prepare(settings)
+    if settings.spark_submit == "operator":
+        from training_pipeline.spark_submit import prepare_with_operator
+
+        result = prepare_with_operator(settings)
+    else:
+        result = prepare(settings)
     Path(manifest_out).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(result.manifest_path, manifest_out)
+    Path(manifest_out).write_text(read_text(settings, result.manifest_path))  # a local path or s3a://
     return result.rows_per_split
 
 
