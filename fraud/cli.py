@@ -711,6 +711,18 @@ def bench_soak(
     run(load_settings(), events=events, users=users, console=out)
 
 
+@bench_app.command("recovery")
+def bench_recovery(
+    users: Annotated[int, typer.Option(min=100, help="Users' states in the worker's table before it is restarted.")]
+    = 50_000,
+) -> None:
+    """Seconds from a worker's restart to its first new score: with its disk (after SIGTERM, after SIGKILL), with an
+    empty disk, and beside them the in-memory table's restart."""
+    from benchmarks.recovery import run
+
+    run(load_settings(), users=users, console=out)
+
+
 # --- entry point ------------------------------------------------------------------------------
 class _Advance:
     def __init__(self, bar: Progress, task: int) -> None:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     scorer_group_instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description=(
         "Static group membership: a worker restarted under the same id within the session timeout gets its "
         "partitions back without a rebalance. On a cluster, the pod's name."))
+    scorer_table_store: Literal["rocksdb", "memory"] = Field("rocksdb", description=(
+        "Where the worker keeps its user table: rocksdb (on disk under data_dir, so a restart replays only the "
+        "changelog's tail) or memory (rebuilt from the whole changelog on every start)."))
     scorer_batch_size: int = Field(500, ge=1, description="Most transactions per micro-batch (stream.take).")
     scorer_batch_window_s: float = Field(0.05, gt=0, description="Longest wait to fill a micro-batch.")
     scorer_metrics_host: str = "127.0.0.1"

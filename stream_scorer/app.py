@@ -12,9 +12,11 @@ import logging
 import ssl
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 import orjson
+import rocksdict
 from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
@@ -29,6 +31,7 @@ from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.offsets import Hole, OffsetGuard, in_offset_order, read_holes
 from stream_scorer.predictor_client import PredictorClient
 from stream_scorer.scorer import BatchScorer
+from stream_scorer.table_disk import changelog_topic_id, remember
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "user-activity"
@@ -47,8 +50,26 @@ class ScorerApp:
 _PARTITIONER = DefaultPartitioner()
 
 
+@dataclass(frozen=True)
+class SentBatch:
+    """One producer batch on its way to a partition: its messages and the future of its delivery."""
+
+    partition: int
+    messages: list[KafkaRecord]
+    delivery: asyncio.Future  # resolves to aiokafka's RecordMetadata, whose offset is the batch's first
+
+    def last_offset(self) -> int:
+        """The offset Kafka gave the batch's last message (once delivered)."""
+        return self.delivery.result().offset + len(self.messages) - 1
+
+
 async def send_batches(app: faust.App, topic: str, messages: Sequence[KafkaRecord]) -> list[asyncio.Future]:
-    """Queue ``messages`` on ``app``'s producer a partition batch at a time; return the batches' delivery futures.
+    """Queue ``messages`` on ``app``'s producer a partition batch at a time; return the batches' delivery futures."""
+    return [batch.delivery for batch in await send_partition_batches(app, topic, messages)]
+
+
+async def send_partition_batches(app: faust.App, topic: str, messages: Sequence[KafkaRecord]) -> list[SentBatch]:
+    """Queue ``messages`` on ``app``'s producer a partition batch at a time; return the batches sent.
 
     Faust's `Topic.send` adds a buffer and a future per message, and even aiokafka's
     own `send` (metadata check, partitioner, future) cost more per message than the
@@ -58,20 +79,23 @@ async def send_batches(app: faust.App, topic: str, messages: Sequence[KafkaRecor
     """
     producer = app.producer._ensure_producer()  # aiokafka.AIOKafkaProducer
     partitions = sorted(await producer.partitions_for(topic))
-    open_batches: dict[int, object] = {}
-    deliveries = []
-    for key, value, headers in messages:
+    open_batches: dict[int, tuple[object, list[KafkaRecord]]] = {}
+    sent = []
+    for message in messages:
+        key, value, headers = message
         partition = _PARTITIONER(key, partitions, partitions)
-        batch = open_batches.get(partition)
+        batch, batch_messages = open_batches.get(partition, (None, []))
         if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
             if batch is not None:  # full: send it and start the next one
-                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = open_batches[partition] = producer.create_batch()
+                sent.append(SentBatch(partition, batch_messages,
+                                      await producer.send_batch(batch, topic, partition=partition)))
+            batch, batch_messages = open_batches[partition] = producer.create_batch(), []
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"a {len(value)}-byte message does not fit in an empty producer batch")
-    for partition, batch in open_batches.items():
-        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-    return deliveries
+        batch_messages.append(message)
+    for partition, (batch, batch_messages) in open_batches.items():
+        sent.append(SentBatch(partition, batch_messages, await producer.send_batch(batch, topic, partition=partition)))
+    return sent
 
 
 def faust_broker_options(settings: Settings) -> dict:
@@ -95,11 +119,16 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     metrics = metrics or ScorerMetrics()
     datadir = settings.data_dir / "worker" / settings.scorer_app_id
     datadir.mkdir(parents=True, exist_ok=True)
+    if settings.scorer_table_store == "rocksdb":
+        table_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust opens its DBs in it, and does not create it
     app = ScorerFaustApp(
         settings.scorer_app_id,
         **faust_broker_options(settings),
-        store="memory://",  # the table lives in memory and is rebuilt from its changelog topic on start
+        # rocksdb: one DB per changelog partition on disk, with the changelog offset it holds, so a restart replays
+        # only the changelog's tail; memory: the table is rebuilt from its whole changelog on every start.
+        store="rocksdb://" if settings.scorer_table_store == "rocksdb" else "memory://",
         datadir=str(datadir),
+        tabledir=str(table_dir(settings)),
         topic_partitions=settings.partitions_transactions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_allow_declare=True,  # Faust creates its changelog topic; ours exist already (`fraud stack up`)
@@ -119,7 +148,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
 
     async def send_and_wait(topic: str, messages: Sequence[KafkaRecord]) -> None:
         """Send and wait until Kafka acknowledged every one (acks=all): scores are out before state moves on."""
-        await _acknowledged(send_batches(app, topic, messages), topic)
+        await _acknowledged(send_partition_batches(app, topic, messages), topic)
 
     def input_partitions() -> set:
         try:
@@ -136,7 +165,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
     scorer = app.scorer = BatchScorer(
-        settings, TableStates(table, app),
+        settings, (RocksDBTableStates if settings.scorer_table_store == "rocksdb" else TableStates)(table, app),
         ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s, max_users=settings.profile_cache_max_users),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
@@ -190,6 +219,8 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     async def warm_up() -> None:
         await feast.warm_up()
         await app.tables.recovery.completed.wait()
+        if settings.scorer_table_store == "rocksdb":
+            await remember_changelog(settings, table.changelog_topic.get_topic_name())
         # Everything loaded so far (modules, Feast, the recovered table) lives as long as the worker:
         # out of the collector's sight, full collections stay short and p99 latency with them.
         gc.collect()
@@ -199,6 +230,17 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
                  settings.predictor_url)
 
     return ScorerApp(app, score_transactions, scorer, metrics)
+
+
+async def remember_changelog(settings: Settings, topic: str) -> None:
+    """Mark the table's directory with the changelog it recovered from (`stream_scorer.table_disk`)."""
+    try:
+        topic_id = await asyncio.to_thread(changelog_topic_id, settings, topic)
+    except Exception as error:  # noqa: BLE001 - kafka-python's errors; without the mark the next start still trusts the disk
+        log.warning("could not read the id of %s (%s); the table's directory stays unmarked", topic, error)
+        return
+    if topic_id is not None:
+        remember(table_dir(settings), topic_id)
 
 
 class ScorerFaustApp(faust.App):
@@ -244,6 +286,17 @@ class ScorerFaustApp(faust.App):
         await super().on_stop()
 
 
+def table_dir(settings: Settings) -> Path:
+    """This worker's own directory for its table on disk.
+
+    Two workers must never share one (RocksDB locks a DB; Faust waits 30 s for the lock,
+    then fails). The group instance id names a worker across restarts (the pod's name,
+    with its volume); without one, the metrics port, which no two workers on a host share.
+    """
+    owner = settings.scorer_group_instance_id or f"metrics-port-{settings.scorer_metrics_port}"
+    return settings.data_dir / "worker" / settings.scorer_app_id / "tables" / owner
+
+
 class TableStates:
     """The user table as `UserStates`: reads from its store, writes the changelog straight through the producer.
 
@@ -253,7 +306,9 @@ class TableStates:
     out as one burst of producer batches, and `save` returns once the changelog
     has acknowledged them all: a failed write is retried (`Backpressure`) before
     the batch's offsets are acked. Keys are the user_id's bytes, partitioned by the producers'
-    partitioner, as `use_partitioner=True` makes Faust do.
+    partitioner, as `use_partitioner=True` makes Faust do. The local store is written only
+    after the changelog acknowledged: it never holds a state the changelog lacks.
+    This class keeps the table in Faust's memory store.
     """
 
     def __init__(self, table: faust.types.TableT, app: faust.App) -> None:
@@ -263,16 +318,55 @@ class TableStates:
         return self.table.data.get(user_id.encode())
 
     async def save(self, states: dict[str, dict]) -> None:
-        records = []
-        for user_id, state in states.items():
-            key = user_id.encode()
-            self.table.data[key] = state
-            records.append((key, orjson.dumps(state), []))
+        records = [(user_id.encode(), orjson.dumps(state), []) for user_id, state in states.items()]
         topic = self.table.changelog_topic.get_topic_name()
-        await _acknowledged(send_batches(self.app, topic, records), topic)
+        self.keep(states, await _acknowledged(send_partition_batches(self.app, topic, records), topic))
+
+    def keep(self, states: dict[str, dict], sent: list[SentBatch]) -> None:
+        """Store the acknowledged states locally."""
+        for user_id, state in states.items():
+            self.table.data[user_id.encode()] = state
 
 
-async def _acknowledged(sending: Awaitable[list[asyncio.Future]], topic: str) -> None:
+class RocksDBTableStates(TableStates):
+    """`TableStates` in Faust's RocksDB store (`faust.stores.rocksdb`): a DB per changelog partition.
+
+    That store picks a DB by the partition of the event being processed, and there is
+    none in a batch; so each state goes to its key's partition (the changelog's, which
+    `use_partitioner` makes the input's), and reads ask that partition's DB. With each
+    partition's states goes, in the same atomic write, the changelog offset of the last
+    one (`Store.offset_key`, what `set_persisted_offset` writes): Faust's recovery, on a
+    restart or when a rebalance hands the partition back, reads the changelog from there.
+    As the DB is written only after the changelog acknowledged, every record up to that
+    offset is in the DB; one written by another worker since is replayed.
+    """
+
+    def get(self, user_id: str) -> dict | None:
+        key = user_id.encode()
+        value = self._db(_PARTITIONER(key, self._partitions, self._partitions)).get(key)
+        return None if value is None else orjson.loads(value)
+
+    def keep(self, states: dict[str, dict], sent: list[SentBatch]) -> None:
+        """Write each partition's acknowledged states, and the changelog offset they reach, to its DB."""
+        writes: dict[int, tuple[rocksdict.WriteBatch, int]] = {}
+        for batch in sent:
+            write, last = writes.get(batch.partition, (rocksdict.WriteBatch(raw_mode=True), -1))
+            for key, value, _ in batch.messages:
+                write.put(key, value)  # the very bytes of the changelog record
+            writes[batch.partition] = write, max(last, batch.last_offset())
+        for partition, (write, last) in writes.items():
+            write.put(self.table.data.offset_key, str(last).encode())
+            self._db(partition).write(write)
+
+    @property
+    def _partitions(self) -> list[int]:
+        return list(range(self.table.partitions))
+
+    def _db(self, partition: int) -> rocksdict.Rdict:
+        return self.table.data._db_for_partition(partition)  # opens it if Faust has not yet
+
+
+async def _acknowledged(sending: Awaitable[list[SentBatch]], topic: str) -> list[SentBatch]:
     """Wait for every delivery of ``sending``; any Kafka failure is a TransientFault (retried, never skipped).
 
     Even a failure that will not heal by itself (a message too large) is retried:
@@ -280,11 +374,13 @@ async def _acknowledged(sending: Awaitable[list[asyncio.Future]], topic: str) ->
     rather than move past it.
     """
     try:
-        await asyncio.gather(*await sending)
+        sent = await sending
+        await asyncio.gather(*(batch.delivery for batch in sent))
     except asyncio.CancelledError:
         raise
     except Exception as error:  # noqa: BLE001 - aiokafka raises its own errors and asyncio's timeouts
         raise TransientFault("kafka", f"sending to {topic} failed: {type(error).__name__}: {error}") from error
+    return sent
 
 
 def hold_back(events: Sequence[faust.types.EventT]) -> None:

@@ -9,17 +9,24 @@ import faust
 
 from fraud.errors import FraudError
 from fraud.settings import Settings, load_settings
-from stream_scorer.app import build_app
+from stream_scorer.app import build_app, table_dir
+from stream_scorer.seed import changelog_topic
+from stream_scorer.table_disk import changelog_topic_id, forget_if_stale
 
 log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it stops gracefully and leaves the group;
-    offsets acked since its last periodic commit come again to the next worker, which skips what it had scored)."""
+    """Serve /metrics, then run the Faust worker until SIGTERM/SIGINT (it stops gracefully and commits its offsets;
+    it leaves the group unless it is a static member, whose partitions wait for it until its session times out).
+
+    A table directory filled from an earlier incarnation of the changelog topic is emptied first (`table_disk`).
+    """
     host, port = settings.scorer_metrics_host, settings.scorer_metrics_port
     if port_taken(host, port):
         raise FraudError(f"{host}:{port} is taken (another worker?); set FRAUD_SCORER_METRICS_PORT")
+    if settings.scorer_table_store == "rocksdb":
+        forget_if_stale(table_dir(settings), changelog_topic_id(settings, changelog_topic(settings)))
     scorer = build_app(settings)
     scorer.metrics.serve(host, port)
     log.info("metrics on http://%s:%d/metrics", host, port)
