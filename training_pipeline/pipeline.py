@@ -21,9 +21,27 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metri
 PIPELINE_NAME = "fraud-training"
 COMPILED = Path(__file__).with_name("pipeline.yaml")
 
+# What every step pod gets on a cluster (manifests/base; tests/cluster/test_pipeline_pods.py holds them together):
+# the settings every component shares, the pipeline's own, and the secrets, as FRAUD_* variables.
+CLUSTER_CONFIG_MAPS = {
+    "fraud-settings": ("FRAUD_KAFKA_BOOTSTRAP", "FRAUD_MODEL_NAME", "FRAUD_DATA_DIR", "FRAUD_FEAST_CONFIG",
+                       "FRAUD_FEAST_REDIS_ADDRESS", "FRAUD_FEAST_REGISTRY_URI"),
+    "fraud-pipeline-settings": ("FRAUD_S3_ENDPOINT", "FRAUD_RAW_URI", "FRAUD_FEATURES_URI", "FRAUD_ARTIFACT_BUCKET",
+                                "FRAUD_MODEL_REGISTRY_URL", "FRAUD_SPARK_SUBMIT", "FRAUD_SPARK_NAMESPACE",
+                                "FRAUD_PIPELINE_IMAGE", "FRAUD_DEPLOY_TARGET", "FRAUD_KSERVE_NAMESPACE",
+                                "FRAUD_KAFKA_SECURITY_PROTOCOL", "FRAUD_KAFKA_SASL_MECHANISM", "FRAUD_KAFKA_SASL_USERNAME"),
+}
+CLUSTER_SECRETS = {
+    "fraud-s3": {"access-key": "FRAUD_S3_ACCESS_KEY", "secret-key": "FRAUD_S3_SECRET_KEY"},
+    "fraud-redis": {"password": "FRAUD_FEAST_REDIS_PASSWORD"},
+    "fraud-pipeline": {"password": "FRAUD_KAFKA_SASL_PASSWORD"},  # Strimzi's Secret of the KafkaUser fraud-pipeline
+}
+CLUSTER_POD_LABELS = {"fraud.example.com/feature-store-client": "true"}  # Redis' NetworkPolicy lets them in
 
-def build_pipeline(image: str) -> Callable:
-    """The pipeline function, with every step running in ``image``."""
+
+def build_pipeline(image: str, on_cluster: bool = False) -> Callable:
+    """The pipeline function, with every step running in ``image``; ``on_cluster``: each step pod gets the
+    cluster's settings and secrets (`CLUSTER_CONFIG_MAPS`, `CLUSTER_SECRETS`) and labels."""
 
     def component(function: Callable) -> Callable:
         return dsl.component(function, base_image=image, install_kfp_package=False)
@@ -111,14 +129,30 @@ def build_pipeline(image: str) -> Callable:
                              valid=sets.outputs["valid"], test=sets.outputs["test"], traffic=sets.outputs["traffic"],
                              prepared=prepared.outputs["prepared"])
         gate = register(data_dir=data_dir, candidate=evaluated.outputs["candidate"], test=sets.outputs["test"])
-        return deploy(data_dir=data_dir, decision=gate.outputs["decision"]).output
+        rollout = deploy(data_dir=data_dir, decision=gate.outputs["decision"])
+        if on_cluster:
+            for task in (prepared, store, sets, trained, evaluated, gate, rollout):
+                _cluster_pod(task)
+        return rollout.output
 
     return fraud_training
 
 
+def _cluster_pod(task: dsl.PipelineTask) -> None:
+    """The step's pod on a cluster: settings from the ConfigMaps, passwords from the Secrets, the labels."""
+    from kfp import kubernetes
+
+    for name, keys in CLUSTER_CONFIG_MAPS.items():
+        kubernetes.use_config_map_as_env(task, config_map_name=name, config_map_key_to_env={key: key for key in keys})
+    for name, keys in CLUSTER_SECRETS.items():
+        kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env=keys)
+    for key, value in CLUSTER_POD_LABELS.items():
+        kubernetes.add_pod_label(task, label_key=key, label_value=value)
+
+
 def compile_pipeline(image: str, path: Path = COMPILED) -> Path:
-    """Write the pipeline's KFP IR YAML, for KFP or OpenShift AI Data Science Pipelines."""
-    compiler.Compiler().compile(build_pipeline(image), package_path=str(path))
+    """Write the pipeline's KFP IR YAML, for KFP or OpenShift AI Data Science Pipelines (a cluster's step pods)."""
+    compiler.Compiler().compile(build_pipeline(image, on_cluster=True), package_path=str(path))
     return path
 
 

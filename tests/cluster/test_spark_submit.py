@@ -164,7 +164,8 @@ def test_the_spark_job_and_the_steps_read_only_settings_that_exist() -> None:
     service_accounts = {obj["metadata"]["name"] for obj in objects if obj["kind"] == "ServiceAccount"}
     assert driver["serviceAccount"] in service_accounts
     values = {key.removeprefix("FRAUD_").lower(): value for key, value in config_maps["fraud-pipeline-settings"]["data"].items()}
-    assert Settings(_env_file=None, **values).spark_submit == "operator"  # and every value passes its validation
+    secrets = {"kafka_sasl_password": "from-strimzi-s-secret"}  # the template's secretKeyRef, checked just above
+    assert Settings(_env_file=None, **values, **secrets).spark_submit == "operator"  # every value passes its validation
 
 
 def test_only_pipeline_step_pods_reach_the_model_registry() -> None:

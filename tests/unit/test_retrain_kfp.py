@@ -136,8 +136,11 @@ def test_retrain_submits_our_compiled_pipeline_and_waits_for_success(
     assert main(["retrain", "--reason", "PR-AUC fell to 0.41", "--users", "500", "--wait"]) == 0
 
     [run] = stand_in.runs.values()
-    spec = run["pipeline_spec"]
-    assert spec == yaml.safe_load(compile_pipeline("registry.example/fraud:1.2.3", tmp_path / "ours.yaml").read_text())
+    # kfp.Client sends the pipeline and, when there is one, its Kubernetes platform spec (the step pods' settings)
+    sent = run["pipeline_spec"]
+    pipeline, platform = yaml.safe_load_all(compile_pipeline("registry.example/fraud:1.2.3", tmp_path / "ours.yaml").read_text())
+    assert sent == {"pipeline_spec": pipeline, "platform_spec": platform}
+    spec = sent["pipeline_spec"]
     assert spec["pipelineInfo"]["name"] == PIPELINE_NAME
     assert {"data_dir", "users"} <= set(spec["root"]["inputDefinitions"]["parameters"])
     assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {"registry.example/fraud:1.2.3"}
