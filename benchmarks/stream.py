@@ -147,6 +147,19 @@ def _contender(settings: Settings, command: list[str], log_path: Path) -> subpro
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def _tear_down(run: Settings, processes: list[subprocess.Popen], watcher: OutputWatcher) -> None:
+    """Stop the contender's processes (SIGTERM, then SIGKILL after 30 s), the watcher, and delete the run's topics."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    watcher.close()
+    delete_topics(run, [run.topic_transactions, run.topic_scores, changelog_topic(run)])
+
+
 def measure(settings: Settings, name: str, command: list[str], backlog: list, warm_up: int, steady: list | None,
             rate: float, root: Path, console: Console) -> Figures:
     """Drain a backlog (timing all but its first ``warm_up`` outputs), then, if it kept up, a steady stream."""
@@ -175,13 +188,7 @@ def measure(settings: Settings, name: str, command: list[str], backlog: list, wa
         console.log(f"{name}: at {rate:,.0f} events/s offered, latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
         return Figures(events_per_s, p50, p99)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        watcher.close()
-        delete_topics(run, [run.topic_transactions, run.topic_scores, changelog_topic(run)])
+        _tear_down(run, [process], watcher)
 
 
 @dataclass(frozen=True)
@@ -254,15 +261,7 @@ def measure_scale_out(settings: Settings, workers: int, backlog: list, ids: list
                     f"{', '.join(f'{c:.2f}' for c in cores)} cores; {accounting.describe()}")
         return ScaleOut(workers, events_per_s, cores, accounting)
     finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        watcher.close()
-        delete_topics(run, [run.topic_transactions, run.topic_scores, changelog_topic(run)])
+        _tear_down(run, [process for process, _ in started], watcher)
 
 
 def run_scale_out(settings: Settings, worker_counts: tuple[int, ...] = (1, 2), events: int = 30_000,
