@@ -119,14 +119,15 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     metrics = metrics or ScorerMetrics()
     datadir = settings.data_dir / "worker" / settings.scorer_app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    if settings.scorer_table_store == "rocksdb":
+    on_disk = settings.scorer_table_store == "rocksdb"
+    if on_disk:
         table_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust opens its DBs in it, and does not create it
     app = ScorerFaustApp(
         settings.scorer_app_id,
         **faust_broker_options(settings),
         # rocksdb: one DB per changelog partition on disk, with the changelog offset it holds, so a restart replays
         # only the changelog's tail; memory: the table is rebuilt from its whole changelog on every start.
-        store="rocksdb://" if settings.scorer_table_store == "rocksdb" else "memory://",
+        store="rocksdb://" if on_disk else "memory://",
         datadir=str(datadir),
         tabledir=str(table_dir(settings)),
         topic_partitions=settings.partitions_transactions,
@@ -165,7 +166,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
     scorer = app.scorer = BatchScorer(
-        settings, (RocksDBTableStates if settings.scorer_table_store == "rocksdb" else TableStates)(table, app),
+        settings, (RocksDBTableStates if on_disk else TableStates)(table, app),
         ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s, max_users=settings.profile_cache_max_users),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
@@ -219,7 +220,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     async def warm_up() -> None:
         await feast.warm_up()
         await app.tables.recovery.completed.wait()
-        if settings.scorer_table_store == "rocksdb":
+        if on_disk:
             await remember_changelog(settings, table.changelog_topic.get_topic_name())
         # Everything loaded so far (modules, Feast, the recovered table) lives as long as the worker:
         # out of the collector's sight, full collections stay short and p99 latency with them.

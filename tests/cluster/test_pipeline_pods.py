@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from fraud.settings import Settings
-from tests.cluster.test_manifests import build
+from tests.cluster.test_manifests import _containers, build
 from training_pipeline.pipeline import CLUSTER_POD_LABELS, compile_pipeline
 
 STEPS = {"exec-prep", "exec-features", "exec-training-data", "exec-train-model", "exec-evaluate", "exec-register",
@@ -41,14 +41,9 @@ def test_every_step_pod_gets_every_key_of_the_settings_config_maps_as_settings(t
 def test_the_step_pods_secrets_are_those_the_cluster_has_and_their_label_lets_them_reach_redis(tmp_path: Path) -> None:
     objects = build("manifests/base")
     fields = {f"FRAUD_{name.upper()}" for name in Settings.model_fields}
-    referenced = set()  # (secret, key) pairs the manifests' own pods use
-    for obj in objects:
-        pod = obj.get("spec", {}).get("template", {}).get("spec", {}) or obj.get("spec", {}).get("predictor", {})
-        for container in pod.get("containers", []):
-            for variable in container.get("env", []):
-                ref = variable.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
-                    referenced.add((ref["name"], ref["key"]))
+    referenced = {(ref["name"], ref["key"]) for container in _containers(objects)  # the manifests' own pods' Secrets
+                  for variable in container.get("env", [])
+                  if (ref := variable.get("valueFrom", {}).get("secretKeyRef"))}
     kafka_users = {obj["metadata"]["name"] for obj in objects if obj["kind"] == "KafkaUser"}
     redis_policy = next(obj for obj in objects if obj["kind"] == "NetworkPolicy"
                         and obj["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "fraud-redis")
