@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 import ssl
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,10 +216,12 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
             if highwater is not None and tp.partition in next_offsets:
                 metrics.consumer_lag.labels(str(tp.partition)).set(max(0, highwater - next_offsets[tp.partition]))
 
-    @app.task
+    app.open_dependencies = feast.warm_up  # begun as the app starts (`ScorerFaustApp.on_first_start`)
+
+    @app.task  # Faust starts its tasks once the table is recovered
     async def warm_up() -> None:
-        await feast.warm_up()
         await app.tables.recovery.completed.wait()
+        await app.dependencies_opened()
         if on_disk:
             await remember_changelog(settings, table.changelog_topic.get_topic_name())
         # Everything loaded so far (modules, Feast, the recovered table) lives as long as the worker:
@@ -261,6 +263,26 @@ class ScorerFaustApp(faust.App):
 
     scorer: BatchScorer | None = None
     input_topic: str | None = None
+    open_dependencies: Callable[[], Awaitable[None]] | None = None  # the Feast store and its push helper
+    _opening: asyncio.Future | None = None
+
+    async def on_first_start(self) -> None:
+        """Begin opening the dependencies at once, alongside the group join and the table's recovery.
+
+        Faust starts an app's tasks only after the table is recovered; opening the Feast
+        store there (seconds) came on top of the recovery, and the first score waited for both.
+        """
+        await super().on_first_start()
+        self._opening_started()
+
+    async def dependencies_opened(self) -> None:
+        """Wait until the dependencies are open (raises what opening them raised)."""
+        await self._opening_started()
+
+    def _opening_started(self) -> asyncio.Future:
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self.open_dependencies() if self.open_dependencies else asyncio.sleep(0))
+        return self._opening
 
     def _new_consumer(self) -> faust.types.ConsumerT:
         consumer = super()._new_consumer()

@@ -11,3 +11,28 @@ def test_a_group_instance_id_reaches_the_kafka_consumer_for_static_membership(tm
     app = build_app(settings).app
     assert app.conf.consumer_group_instance_id == "fraud-worker-7d9f-x2"
     assert build_app(Settings(data_dir=tmp_path / "b")).app.conf.consumer_group_instance_id is None
+
+
+def test_the_dependencies_begin_opening_as_the_app_starts_not_after_the_tables_recovery(tmp_path) -> None:
+    """Faust starts an app's tasks only after table recovery; the Feast store must not wait for it."""
+    import asyncio
+
+    app = build_app(Settings(data_dir=tmp_path)).app
+    opened = []
+
+    async def open_dependencies() -> None:
+        opened.append("began")
+        await asyncio.sleep(0.01)
+        opened.append("open")
+
+    app.open_dependencies = open_dependencies
+
+    async def start_then_wait() -> None:
+        await app.on_first_start()  # what Faust runs first, before the consumer joins and the table recovers
+        await asyncio.sleep(0)
+        assert opened == ["began"] and not app.tables.recovery.completed.is_set()
+        await app.dependencies_opened()
+        await app.dependencies_opened()  # opened once, however often it is waited for
+
+    asyncio.run(start_then_wait())
+    assert opened == ["began", "open"]

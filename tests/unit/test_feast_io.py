@@ -141,3 +141,24 @@ def _running(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_worker_imports_feast_without_its_import_time_type_checks() -> None:
+    """Feast's @typechecked classes re-compile their modules at import (seconds); the worker turns that off."""
+    probe = """
+import sys
+from stream_scorer.feast_io import skip_feast_type_checks
+if sys.argv[1] == "skip":
+    skip_feast_type_checks()
+from feast import Field
+from feast.types import Float32
+try:
+    Field(name=1, dtype=Float32)  # a wrong type that only the instrumented class refuses
+except Exception as error:
+    print(type(error).__name__)
+else:
+    print("unchecked")
+"""
+    answers = [subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, check=True,
+                              cwd=REPO).stdout.strip() for mode in ("skip", "keep")]
+    assert answers == ["unchecked", "TypeCheckError"]
