@@ -158,7 +158,7 @@ def test_each_kafka_client_deployment_logs_in_as_a_declared_user_with_its_secret
     # Strimzi's bootstrap Service is `<cluster>-kafka-bootstrap`, on the listener's port.
     assert config["data"]["FRAUD_KAFKA_BOOTSTRAP"] == f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
     logged_in = set()
-    for deployment in of_kind(objects, "Deployment"):
+    for deployment in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             env = {variable["name"]: variable for variable in container.get("env", [])}
             if "FRAUD_KAFKA_SASL_USERNAME" not in env:

@@ -19,6 +19,7 @@ from tests.cluster.conftest import apply
 from tests.conftest import REPO
 
 OVERLAYS = ["manifests/base", "manifests/overlays/kubernetes", "manifests/overlays/openshift"]
+WORKLOADS = ("Deployment", "StatefulSet")  # the kinds whose pod template runs our containers
 
 
 def build(path: str) -> list[dict]:
@@ -32,7 +33,7 @@ def _containers(objects: list[dict]) -> list[dict]:
     found = []
     for obj in objects:
         spec = obj.get("spec", {})
-        pod = spec.get("template", {}).get("spec", {}) if obj["kind"] == "Deployment" else spec.get("predictor", {})
+        pod = spec.get("template", {}).get("spec", {}) if obj["kind"] in WORKLOADS else spec.get("predictor", {})
         found += pod.get("containers", [])
     return found
 
@@ -50,7 +51,7 @@ def test_every_object_applies_with_server_side_dry_run_and_strict_validation(kub
         except Exception as error:  # noqa: BLE001 - collected, so one run names every refusal
             errors[f"{obj['kind']}/{obj['metadata']['name']}"] = getattr(error, "body", str(error))
     assert errors == {}
-    assert {obj["kind"] for obj in objects} >= {"Deployment", "InferenceService", "NetworkPolicy", "ConfigMap",
+    assert {obj["kind"] for obj in objects} >= {"Deployment", "StatefulSet", "InferenceService", "NetworkPolicy", "ConfigMap",
                                                 "ServiceMonitor", "PodMonitor"}
 
 
@@ -89,7 +90,10 @@ def test_the_worker_scales_on_its_own_consumer_group_and_never_past_the_partitio
     assert trigger["metadata"]["consumerGroup"] == defaults.scorer_app_id  # the Faust app id is the group
     assert trigger["metadata"]["topic"] == defaults.topic_transactions
     assert scaled["spec"]["maxReplicaCount"] <= defaults.partitions_transactions
-    assert scaled["spec"]["scaleTargetRef"]["name"] == "fraud-worker"
+    target = scaled["spec"]["scaleTargetRef"]
+    worker = next(obj for obj in build("manifests/overlays/kubernetes") if obj["metadata"]["name"] == target["name"]
+                  and obj["kind"] == target["kind"])  # KEDA's default kind is Deployment: it must be named
+    assert (worker["apiVersion"], worker["kind"]) == (target["apiVersion"], "StatefulSet")
     behaviour = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behaviour["scaleDown"]["stabilizationWindowSeconds"] >= 300  # a rebalance stalls consumption
 

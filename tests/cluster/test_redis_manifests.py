@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from fraud.settings import FEATURE_REPO, Settings
-from tests.cluster.test_manifests import build
+from tests.cluster.test_manifests import WORKLOADS, build
 
 FEAST_CLIENTS = {"worker", "kserve-container"}  # the stream worker and the predictor
 
@@ -15,7 +15,7 @@ def _pod_specs(objects: list[dict]) -> dict[str, tuple[dict, dict]]:
     """Container name -> (the container, its pod's labels); KServe labels the predictor's pods with the ISVC's name."""
     found = {}
     for obj in objects:
-        if obj["kind"] == "Deployment":
+        if obj["kind"] in WORKLOADS:
             template = obj["spec"]["template"]
             for container in template["spec"]["containers"]:
                 found[container["name"]] = (container, template["metadata"].get("labels", {}))
