@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ _ROW = re.compile(r"^[│|]\s*(\S*)\s*[│|]\s*(\d+)\s*[│|]\s*(-?\d+)\s*[│|]
 class Recovery:
     """One restart: which store and start, seconds from the process start to its first new score, records replayed."""
 
+    users: int
     store: str
     start: str
     seconds: float
@@ -90,10 +91,12 @@ def ready_at(log: str) -> float | None:
 class RestartingWorker:
     """One worker (one group instance id, one disk) restarted in the ways the benchmark measures."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, users: int) -> None:
+        self.settings, self.users = settings, users
         self.worker = LocalWorker(settings, name="recovery-worker")
         self.probes = 0
+        # replaying a whole changelog takes a while at a million users: allow 1 s per 2,000 on top
+        self.patience_s = settings.stack_start_timeout_s * 4 + users / 2_000
 
     def fill(self, users: int, console: Console) -> None:
         """Score one transaction of each of ``users`` users, so the table holds ``users`` states."""
@@ -141,7 +144,7 @@ class RestartingWorker:
         while (scrape(self.settings, timeout_s=1.0) or {}).get("fraud_scorer_scores_out_total", 0) < 1:
             if self.worker.files.read_pid() is None:
                 raise self.failed("the worker died on its restart")
-            if time.perf_counter() - started > self.settings.stack_start_timeout_s * 4:
+            if time.perf_counter() - started > self.patience_s:
                 raise self.failed(f"no score {time.perf_counter() - started:.0f}s after the restart")
             time.sleep(0.02)
         seconds = time.perf_counter() - started
@@ -149,7 +152,8 @@ class RestartingWorker:
             log.seek(log_start)
             text = log.read().decode(errors="replace")
         ready = ready_at(text)
-        return Recovery(store, start, seconds, replayed_records(text), None if ready is None else ready - started_at)
+        return Recovery(self.users, store, start, seconds, replayed_records(text),
+                        None if ready is None else ready - started_at)
 
 
 def _one_each(users: int, source: str) -> list[KafkaRecord]:
@@ -158,48 +162,57 @@ def _one_each(users: int, source: str) -> list[KafkaRecord]:
     return [encode(t.model_copy(update={"user_id": f"user_{n}"}), source) for n, t in enumerate(transactions)]
 
 
-def run(settings: Settings, users: int = 50_000, console: Console | None = None) -> list[Recovery]:
-    """Fill a worker's table with ``users`` states, restart it in each way; print the table."""
+def run(settings: Settings, users: Sequence[int] = (50_000,), console: Console | None = None) -> list[Recovery]:
+    """For each size in ``users``: fill a worker's table with that many states, restart it in each way; print the table."""
     console = console or Console()
+    results: list[Recovery] = []
     with tempfile.TemporaryDirectory(prefix="fraud-bench-recovery-") as scratch:
         console.log("starting a scratch stack: Kafka broker, predictor (tiny ONNX model), Feast store")
         with ChaosStack(settings, Path(scratch), known_users=100) as stack:
-            suffix = uuid.uuid4().hex[:6]
-            own = stack.settings.model_copy(update={
-                "topic_transactions": f"recovery-tx-{suffix}", "topic_scores": f"recovery-scores-{suffix}",
-                "topic_dlq": f"recovery-dlq-{suffix}", "topic_labels": f"recovery-labels-{suffix}",
-                "scorer_app_id": f"recovery-{suffix}", "scorer_group_instance_id": "recovery-worker",
-                "scorer_metrics_port": free_port(), "scorer_table_store": "rocksdb"})
-            create_topics(own)
-            subject = RestartingWorker(own)
-            try:
-                began = time.perf_counter()
-                subject.fill(users, console)
-                console.log(f"{users:,} users' states in the table after {time.perf_counter() - began:,.0f}s")
-                results = []
-                for store, start, stop, setting, empty in (
-                        ("rocksdb", "graceful stop, with its disk", "stop", None, False),
-                        ("rocksdb", "SIGKILL, with its disk", "kill", None, False),
-                        ("rocksdb", "graceful stop, empty disk (cold)", "stop", None, True),
-                        ("memory (baseline)", "graceful stop", "stop", "memory", False),
-                        ("memory (baseline)", "SIGKILL", "kill", None, False)):
-                    result = subject.restart(store, start, getattr(subject.worker, stop), setting, empty)
-                    console.log(f"{store}, {start}: table recovered {_seconds(result.recovered_s)}s and first new "
-                                f"score {result.seconds:.1f}s after the start, {result.replayed:,} changelog records replayed")
-                    results.append(result)
-            finally:
-                subject.worker.stop()
-    _print(results, users, console)
+            for size in users:
+                results += _restarts(stack.settings, size, console)
+    _print(results, console)
     return results
 
 
-def _print(results: list[Recovery], users: int, console: Console) -> None:
-    table = Table(title=f"recovery: a worker restarted with {users:,} users' states in its table")
-    for column in ("store", "restart after", "s to table recovered", "s to first new score", "changelog records replayed"):
+def _restarts(base: Settings, users: int, console: Console) -> list[Recovery]:
+    """One worker of its own (topics, group, disk) with ``users`` states, restarted in each way the benchmark measures."""
+    suffix = uuid.uuid4().hex[:6]
+    own = base.model_copy(update={
+        "topic_transactions": f"recovery-tx-{suffix}", "topic_scores": f"recovery-scores-{suffix}",
+        "topic_dlq": f"recovery-dlq-{suffix}", "topic_labels": f"recovery-labels-{suffix}",
+        "scorer_app_id": f"recovery-{suffix}", "scorer_group_instance_id": "recovery-worker",
+        "scorer_metrics_port": free_port(), "scorer_table_store": "rocksdb"})
+    create_topics(own)
+    subject = RestartingWorker(own, users)
+    results = []
+    try:
+        began = time.perf_counter()
+        subject.fill(users, console)
+        console.log(f"{users:,} users' states in the table after {time.perf_counter() - began:,.0f}s")
+        for store, start, stop, setting, empty in (
+                ("rocksdb", "graceful stop, with its disk", "stop", None, False),
+                ("rocksdb", "SIGKILL, with its disk", "kill", None, False),
+                ("rocksdb", "graceful stop, empty disk (cold)", "stop", None, True),
+                ("memory (baseline)", "graceful stop", "stop", "memory", False),
+                ("memory (baseline)", "SIGKILL", "kill", None, False)):
+            result = subject.restart(store, start, getattr(subject.worker, stop), setting, empty)
+            console.log(f"{users:,} users, {store}, {start}: table recovered {_seconds(result.recovered_s)}s and first "
+                        f"new score {result.seconds:.1f}s after the start, {result.replayed:,} changelog records replayed")
+            results.append(result)
+    finally:
+        subject.worker.stop()
+    return results
+
+
+def _print(results: list[Recovery], console: Console) -> None:
+    table = Table(title="recovery: a worker restarted with N users' states in its table")
+    for column in ("users", "store", "restart after", "s to table recovered", "s to first new score",
+                   "changelog records replayed"):
         table.add_column(column, justify="left" if column in ("store", "restart after") else "right")
     for result in results:
-        table.add_row(result.store, result.start, _seconds(result.recovered_s), f"{result.seconds:.1f}",
-                      f"{result.replayed:,}")
+        table.add_row(f"{result.users:,}", result.store, result.start, _seconds(result.recovered_s),
+                      f"{result.seconds:.1f}", f"{result.replayed:,}")
     console.print(table)
     console.print("From the start of `python -m stream_scorer`; the first score also waits for the Feast store to open.")
 

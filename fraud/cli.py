@@ -713,14 +713,15 @@ def bench_soak(
 
 @bench_app.command("recovery")
 def bench_recovery(
-    users: Annotated[int, typer.Option(min=100, help="Users' states in the worker's table before it is restarted.")]
-    = 50_000,
+    users: Annotated[str, typer.Option(help=(
+        "Comma-separated counts of users' states in the worker's table before it is restarted, e.g. 50000,1000000."))]
+    = "50000",
 ) -> None:
     """Seconds from a worker's restart to its first new score: with its disk (after SIGTERM, after SIGKILL), with an
-    empty disk, and beside them the in-memory table's restart."""
+    empty disk, and beside them the in-memory table's restart; once per table size."""
     from benchmarks.recovery import run
 
-    run(load_settings(), users=users, console=out)
+    run(load_settings(), users=_positive_ints(users, "--users"), console=out)
 
 
 # --- entry point ------------------------------------------------------------------------------
