@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import json
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,38 @@ def test_every_entry_point_starts_in_the_installed_environment(installed: Path, 
                           timeout=300, env={"PATH": f"{venv}:/usr/bin:/bin", "HOME": str(installed.parent)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage" in done.stdout.lower() or "run_train" in done.stdout
+
+
+def test_the_entrypoint_runs_a_service_s_own_command_as_given(installed: Path) -> None:
+    done = _run_in_image(installed, ["python", "-m", "predictor", "--help"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage" in done.stdout.lower()
+
+
+def test_the_entrypoint_runs_the_spark_operator_s_driver_and_executor_pods(installed: Path) -> None:
+    """`driver` submits an application in client mode, `executor` joins its driver as Kubernetes' executor does.
+
+    No Spark operator runs here: the driver (submitted through the entrypoint) runs a one-worker local
+    cluster, and starts beside it one executor through the entrypoint, with the SPARK_* variables a
+    driver on Kubernetes gives its executor pods. Tasks that ran in that executor see its pod name.
+    """
+    app = REPO / "tests" / "integration" / "spark_pods" / "driver_app.py"
+    done = _run_in_image(installed, ["driver", "--master", "local-cluster[1,1,1024]", str(app),
+                                     str(installed / "image-entrypoint.sh")], timeout=300,
+                         env={"SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT ")).removeprefix("RESULT "))
+    assert len(result["block_managers"]) == 3, result  # the driver, the local cluster's executor, the entrypoint's
+    assert "fraud-prep-exec-1" in result["pod_names"], result
+
+
+def _run_in_image(installed: Path, args: list[str], timeout: float = 120,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``args`` given to the image's entrypoint, as a container's command would be, in the installed environment."""
+    venv = installed / ".venv" / "bin"
+    return subprocess.run([str(installed / "image-entrypoint.sh"), *args], cwd=installed, capture_output=True,
+                          text=True, timeout=timeout,
+                          env={"PATH": f"{venv}:/usr/bin:/bin", "HOME": str(installed.parent), **(env or {})})
 
 
 def test_dev_only_packages_are_not_in_the_image(installed: Path) -> None:
