@@ -32,6 +32,7 @@ from stream_scorer.offsets import Hole, OffsetGuard, in_offset_order, read_holes
 from stream_scorer.predictor_client import PredictorClient
 from stream_scorer.scorer import BatchScorer
 from stream_scorer.table_disk import changelog_topic_id, remember
+from stream_scorer.table_fill import fill_empty_table
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "user-activity"
@@ -217,6 +218,8 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
                 metrics.consumer_lag.labels(str(tp.partition)).set(max(0, highwater - next_offsets[tp.partition]))
 
     app.open_dependencies = feast.warm_up  # begun as the app starts (`ScorerFaustApp.on_first_start`)
+    if on_disk:
+        app.prepare_table = lambda: fill_empty_table(settings, table)
 
     @app.task  # Faust starts its tasks once the table is recovered
     async def warm_up() -> None:
@@ -264,6 +267,7 @@ class ScorerFaustApp(faust.App):
     scorer: BatchScorer | None = None
     input_topic: str | None = None
     open_dependencies: Callable[[], Awaitable[None]] | None = None  # the Feast store and its push helper
+    prepare_table: Callable[[], Awaitable[int]] | None = None  # an empty table directory filled in bulk
     _opening: asyncio.Future | None = None
 
     async def on_first_start(self) -> None:
@@ -271,9 +275,13 @@ class ScorerFaustApp(faust.App):
 
         Faust starts an app's tasks only after the table is recovered; opening the Feast
         store there (seconds) came on top of the recovery, and the first score waited for both.
+        An empty table directory is filled here (`stream_scorer.table_fill`), before the
+        consumer starts, so that Faust's recovery starts from what it wrote.
         """
         await super().on_first_start()
         self._opening_started()
+        if self.prepare_table is not None:
+            await self.prepare_table()
 
     async def dependencies_opened(self) -> None:
         """Wait until the dependencies are open (raises what opening them raised)."""

@@ -1,7 +1,8 @@
 """A worker restarted with its table on disk (RocksDB) recovers it from the disk plus the changelog's tail.
 
 Worker A scores a first round and stops. Worker B (another group instance, its own
-empty disk) takes the partitions over, recovers the whole changelog, and scores a
+empty disk) takes the partitions over, fills its disk from the whole changelog in bulk
+(`stream_scorer.table_fill`: Faust's recovery then replays nothing), and scores a
 second round for some of the users, so A's disk is now stale. A comes back with its
 disk: Faust must replay only what B wrote since A's persisted offsets (fewer records
 than the table holds, counted from Faust's own recovery log), and A's table must then
@@ -43,8 +44,10 @@ def test_a_worker_restarted_with_its_disk_replays_only_the_changelog_tail_and_it
     try:
         _score(run, a, first)
         a.stop()
-        _score(run, b, second)  # B's first start: its empty disk, the whole changelog recovered
+        _score(run, b, second)  # B's first start: its empty disk filled from the whole changelog
         b.stop()
+        b_replayed = replayed_records(b.files.log_file.read_text(errors="replace"))
+        b_changelog = _latest_per_key(settings)
         log_start = a.files.log_file.stat().st_size
         _score(run, a, [probe])
         a.stop()
@@ -57,6 +60,10 @@ def test_a_worker_restarted_with_its_disk_replays_only_the_changelog_tail_and_it
     with a.files.log_file.open("rb") as log:
         log.seek(log_start)
         replayed = replayed_records(log.read().decode(errors="replace"))
+    # B filled its empty disk in bulk before Faust's recovery, which then had nothing left to replay
+    assert "empty table directory: " in b.files.log_file.read_text(errors="replace")
+    assert b_replayed == 0
+    assert _table_on_disk(b.settings, chaos_stack.settings.partitions_transactions) == b_changelog
     on_disk = _table_on_disk(a.settings, chaos_stack.settings.partitions_transactions)
     assert len(on_disk) == USERS
     # B's states for its users (and the probe's), not the whole table: the disk held the rest

@@ -17,7 +17,7 @@ def test_the_dependencies_begin_opening_as_the_app_starts_not_after_the_tables_r
     """Faust starts an app's tasks only after table recovery; the Feast store must not wait for it."""
     import asyncio
 
-    app = build_app(Settings(data_dir=tmp_path)).app
+    app = build_app(Settings(data_dir=tmp_path, scorer_table_store="memory")).app  # no disk to fill: no broker
     opened = []
 
     async def open_dependencies() -> None:
