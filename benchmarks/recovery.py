@@ -59,6 +59,7 @@ class Recovery:
     seconds: float
     replayed: int
     recovered_s: float | None  # from the process start to Faust's "Worker ready": the table recovered, partitions resumed
+    faust_start_s: float | None = None  # from the process start to Faust's start: imports, the disk's check, the app built
 
 
 def replayed_records(log: str) -> int:
@@ -82,9 +83,15 @@ def replayed_records(log: str) -> int:
 
 def ready_at(log: str) -> float | None:
     """When Faust logged its recovery done ("Worker ready"), as a Unix time; None if it did not."""
+    return logged_at(log, "[^---Recovery]: Worker ready")
+
+
+def logged_at(log: str, marker: str) -> float | None:
+    """When the first line holding ``marker`` was logged (Faust's "[time]" or logging's "time" prefix), as a Unix time."""
     for line in log.splitlines():
-        if "[^---Recovery]: Worker ready" in line:
-            return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # the worker's local time
+        if marker in line:
+            stamp = line[1:24] if line.startswith("[") else line[:23]
+            return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()  # the worker's local time
     return None
 
 
@@ -151,9 +158,9 @@ class RestartingWorker:
         with self.worker.files.log_file.open("rb") as log:
             log.seek(log_start)
             text = log.read().decode(errors="replace")
-        ready = ready_at(text)
+        ready, faust = ready_at(text), logged_at(text, "[^Worker]: Starting...")
         return Recovery(self.users, store, start, seconds, replayed_records(text),
-                        None if ready is None else ready - started_at)
+                        None if ready is None else ready - started_at, None if faust is None else faust - started_at)
 
 
 def _one_each(users: int, source: str) -> list[KafkaRecord]:
@@ -207,11 +214,12 @@ def _restarts(base: Settings, users: int, console: Console) -> list[Recovery]:
 
 def _print(results: list[Recovery], console: Console) -> None:
     table = Table(title="recovery: a worker restarted with N users' states in its table")
-    for column in ("users", "store", "restart after", "s to table recovered", "s to first new score",
-                   "changelog records replayed"):
+    for column in ("users", "store", "restart after", "s to Faust's start", "s to table recovered",
+                   "s to first new score", "changelog records replayed"):
         table.add_column(column, justify="left" if column in ("store", "restart after") else "right")
     for result in results:
-        table.add_row(f"{result.users:,}", result.store, result.start, _seconds(result.recovered_s),
+        table.add_row(f"{result.users:,}", result.store, result.start, _seconds(result.faust_start_s),
+                      _seconds(result.recovered_s),
                       f"{result.seconds:.1f}", f"{result.replayed:,}")
     console.print(table)
     console.print("From the start of `python -m stream_scorer`; the first score also waits for the Feast store to open.")
