@@ -1,13 +1,19 @@
-"""The two Faust apps `fraud bench stream` measures beside the real worker.
+"""The baselines `fraud bench stream` measures beside the real worker.
 
+- ``raw``: aiokafka alone: `getmany` batches, each value decoded and encoded again
+  with orjson, sent a partition batch at a time (acks=all), offsets committed after
+  the sends: the limit of the Kafka client in Python on this machine;
+- ``quix``: the same pass-through in quixstreams (JSON in, JSON out), the peer framework;
 - ``passthrough``: decodes each transaction and re-produces it, in the worker's
   micro-batches and through the worker's send path: the ceiling of Faust + Kafka
-  on this machine. A header keeps the input's timestamp, so latency is measured
-  from the original event.
+  on this machine.
+
+Every pass-through keeps the input's timestamp in a header, so latency is measured
+from the original event.
 - ``per-event``: the seed's design: for every event one Feast online read and
   one single-row predictor call, then a score event.
 
-Run as ``python -m benchmarks.stream_baselines passthrough|per-event`` with the
+Run as ``python -m benchmarks.stream_baselines raw|quix|passthrough|per-event`` with the
 same FRAUD_* settings as the worker (topics, app id, predictor, data dir).
 """
 
@@ -19,11 +25,13 @@ from datetime import UTC, datetime
 
 import faust
 import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from fraud.events import Score, Transaction, decode, encode
 from fraud.features import FEATURE_NAMES
 from fraud.settings import Settings, load_settings
-from stream_scorer.app import faust_broker_options, send_batches
+from stream_scorer.app import faust_broker_options, queue_partition_batches, send_batches
 from stream_scorer.feast_io import FeastGateway
 
 
@@ -50,6 +58,45 @@ def passthrough(settings: Settings) -> faust.App:
             await asyncio.gather(*await send_batches(app, sink.get_topic_name(), forward))  # the worker's send path
 
     return app
+
+
+def _origin(timestamp_ms: int) -> list[tuple[str, bytes]]:
+    return [("origin-timestamp", repr(timestamp_ms / 1000).encode())]
+
+
+async def raw_passthrough(settings: Settings) -> None:
+    """aiokafka alone: fetch in batches, orjson decode and encode, send per partition batch, commit after the acks."""
+    consumer = AIOKafkaConsumer(settings.topic_transactions, bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=settings.scorer_app_id, auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            fetched = await consumer.getmany(timeout_ms=100)  # whatever has arrived, as Faust and quixstreams fetch
+            out = [(r.key, orjson.dumps(orjson.loads(r.value)), _origin(r.timestamp))
+                   for records in fetched.values() for r in records]
+            if out:
+                await asyncio.gather(*(b.delivery for b in await queue_partition_batches(producer, settings.topic_scores, out)))
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def quix_passthrough(settings: Settings) -> None:
+    """quixstreams: JSON in, JSON out, at-least-once, no state."""
+    from quixstreams import Application
+
+    app = Application(broker_address=settings.kafka_bootstrap, consumer_group=settings.scorer_app_id,
+                      auto_offset_reset="earliest", use_changelog_topics=False, auto_create_topics=False,
+                      state_dir=str(settings.data_dir / "worker" / settings.scorer_app_id / "quix"),
+                      producer_extra_config={"acks": "all"})
+    source = app.topic(settings.topic_transactions, value_deserializer="json")
+    sink = app.topic(settings.topic_scores, value_serializer="json")
+    frame = app.dataframe(source).set_headers(lambda value, key, timestamp, headers: _origin(timestamp))
+    frame.to_topic(sink)
+    app.run()
 
 
 def per_event(settings: Settings) -> faust.App:
@@ -87,8 +134,11 @@ def per_event(settings: Settings) -> faust.App:
 
 if __name__ == "__main__":
     builders = {"passthrough": passthrough, "per-event": per_event}
-    if len(sys.argv) != 2 or sys.argv[1] not in builders:
-        sys.exit(f"usage: python -m benchmarks.stream_baselines {'|'.join(builders)}")
+    plain = {"raw": lambda s: asyncio.run(raw_passthrough(s)), "quix": quix_passthrough}
+    if len(sys.argv) != 2 or sys.argv[1] not in builders.keys() | plain.keys():
+        sys.exit(f"usage: python -m benchmarks.stream_baselines {'|'.join([*plain, *builders])}")
     settings = load_settings()
     (settings.data_dir / "worker" / settings.scorer_app_id).mkdir(parents=True, exist_ok=True)
+    if sys.argv[1] in plain:
+        sys.exit(plain[sys.argv[1]](settings))
     faust.Worker(builders[sys.argv[1]](settings), loglevel="warning").execute_from_commandline()

@@ -634,14 +634,14 @@ def bench_stream(
     warm_up: Annotated[int, typer.Option(min=0, help="Events each contender handles before timing starts.")] = 20_000,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated micro-batch sizes of the worker.")] = "100,500,2000",
     users: Annotated[int, typer.Option(min=10, help="Distinct users in the events and the Feast store.")] = 10_000,
-    rate: Annotated[float, typer.Option(min=1, help="Offered events/s of the latency measurement.")] = 1000.0,
+    rates: Annotated[str, typer.Option(help="Comma-separated offered events/s of the latency measurements.")] = "1000,5000",
     seconds: Annotated[float, typer.Option(min=1, help="Duration of the latency measurement.")] = 10.0,
     per_event_events: Annotated[int, typer.Option(min=100, help="Backlog of the (slow) per-event baseline.")] = 3000,
     workers: Annotated[str | None, typer.Option(help=(
         "Comma-separated worker counts, e.g. 1,2: instead of the contenders, drain one backlog with N workers in "
         "one consumer group each (the later ones join mid-run) and account for every transaction."))] = None,
 ) -> None:
-    """Stream worker events/s and p50/p99 latency at several batch sizes, beside a pass-through ceiling and the per-event design."""
+    """Stream worker events/s, p50/p99 latency and time per event, beside raw aiokafka, quixstreams, Faust and per-event."""
     from benchmarks.stream import run, run_scale_out
 
     sizes = _positive_ints(batch_sizes, "--batch-sizes")
@@ -652,7 +652,8 @@ def bench_stream(
             if not all(result.accounting.ok for result in results):
                 raise FraudError("a transaction was lost or scored twice with different content: see the table")
             return
-        run(load_settings(), events=events, batch_sizes=sizes, users=users, rate=rate, steady_seconds=seconds,
+        run(load_settings(), events=events, batch_sizes=sizes, users=users,
+            rates=tuple(float(r) for r in _positive_ints(rates, "--rates")), steady_seconds=seconds,
             per_event_events=per_event_events, warm_up=warm_up, console=out)
     except RuntimeError as error:
         raise FraudError(str(error)) from error

@@ -17,6 +17,7 @@ from pathlib import Path
 import faust
 import orjson
 import rocksdict
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
@@ -78,7 +79,11 @@ async def send_partition_batches(app: faust.App, topic: str, messages: Sequence[
     (murmur2 of the key, as Java and kafka-python do), and appended to aiokafka
     batches. Faust exposes no batch API, hence its underlying aiokafka producer.
     """
-    producer = app.producer._ensure_producer()  # aiokafka.AIOKafkaProducer
+    return await queue_partition_batches(app.producer._ensure_producer(), topic, messages)
+
+
+async def queue_partition_batches(producer: AIOKafkaProducer, topic: str, messages: Sequence[KafkaRecord]) -> list[SentBatch]:
+    """`send_partition_batches` on any aiokafka producer (the Faust app's, or a benchmark's own)."""
     partitions = sorted(await producer.partitions_for(topic))
     open_batches: dict[int, tuple[object, list[KafkaRecord]]] = {}
     sent = []
