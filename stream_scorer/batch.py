@@ -2,7 +2,7 @@
 
 A batch goes: raw records -> `split_valid` (transactions, dead letters) ->
 `fraud.features.stream_features` (with the users' state and profiles) ->
-predictor -> `build_scores`. The Faust agent in `stream_scorer.app` strings
+predictor -> `score_columns` -> `fraud.events.score_messages`. The Faust agent in `stream_scorer.app` strings
 these together and does the I/O.
 """
 
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from fraud.events import DEFAULT_LIMITS, InvalidEvent, Score, Transaction, TransactionLimits, decode
+from fraud.events import DEFAULT_LIMITS, InvalidEvent, ScoreColumns, Transaction, TransactionLimits, decode_transactions
 from fraud.features import FEATURE_NAMES
 
 Headers = list[tuple[str, bytes]]
@@ -53,11 +53,10 @@ def split_valid(records: Sequence[Record], limits: TransactionLimits = DEFAULT_L
                 ) -> tuple[list[tuple[Record, Transaction]], list[DeadLetter]]:
     """Decode every record (either CloudEvents content mode): valid transactions in order, and dead letters with reasons."""
     valid, dead = [], []
-    for record in records:
-        try:
-            transaction = decode(record.value, Transaction, record.headers, limits)
-        except InvalidEvent as error:
-            dead.append(DeadLetter(record, error.reason))
+    decoded = decode_transactions([(record.value, record.headers) for record in records], limits)
+    for record, transaction in zip(records, decoded, strict=True):
+        if isinstance(transaction, InvalidEvent):
+            dead.append(DeadLetter(record, transaction.reason))
             continue
         if record.key is not None and record.key != transaction.user_id.encode():
             # Keyed by someone else, it sits on another user's partition: the user's state would split.
@@ -118,39 +117,30 @@ class Prediction:
     threshold: float
 
 
-def build_scores(
+def score_columns(
     scored: Sequence[tuple[Record, Transaction]],
     features: Mapping[str, np.ndarray],
     prediction: Prediction,
     model_name: str,
     scored_at: datetime | None = None,
-) -> list[Score]:
-    """One Score per transaction, in order, carrying the feature values the model saw (the audit trail)."""
+) -> ScoreColumns:
+    """The scores of a batch as columns, carrying the feature values the model saw (the audit trail).
+
+    One conversion to Python floats per column, not one per value; the decision follows
+    from score and threshold in `score_messages`, so the two cannot disagree.
+    """
     scored_at = scored_at or datetime.now(UTC)
-    # Built without per-event validation (model_construct): every field comes from a validated
-    # transaction, the predictor's checked answer, or the lines below, which keep decision and
-    # score consistent; tests/unit/test_scorer.py re-validates built scores. It halves the cost.
-    # One conversion to Python floats for the whole batch, not one per value.
-    columns = {name: np.asarray(features[name], dtype=np.float64).tolist() for name in FEATURE_NAMES}
-    probabilities = np.clip(prediction.scores.astype(np.float64), 0.0, 1.0).tolist()
-    threshold = float(prediction.threshold)
-    results = []
-    for index, ((record, transaction), probability) in enumerate(zip(scored, probabilities, strict=True)):
-        latency_ms = max(0.0, (scored_at.timestamp() - record.timestamp_s) * 1000.0)
-        results.append(Score.model_construct(
-            transaction_id=transaction.transaction_id,
-            user_id=transaction.user_id,
-            event_time=transaction.event_time,
-            score=probability,
-            decision="fraud" if probability >= threshold else "legit",
-            threshold=threshold,
-            model_name=model_name,
-            model_version=prediction.model_version,
-            scored_at=scored_at,
-            latency_ms=latency_ms,
-            features={name: columns[name][index] for name in FEATURE_NAMES},
-        ))
-    return results
+    timestamps = np.fromiter((record.timestamp_s for record, _ in scored), np.float64, len(scored))
+    return ScoreColumns(
+        transactions=[transaction for _, transaction in scored],
+        scores=np.clip(prediction.scores.astype(np.float64), 0.0, 1.0).tolist(),
+        threshold=float(prediction.threshold),
+        model_name=model_name,
+        model_version=prediction.model_version,
+        scored_at=scored_at,
+        latency_ms=np.maximum(0.0, (scored_at.timestamp() - timestamps) * 1000.0).tolist(),
+        features={name: np.asarray(features[name], dtype=np.float64).tolist() for name in FEATURE_NAMES},
+    )
 
 
 def users_of(transactions: Iterable[Transaction]) -> list[str]:

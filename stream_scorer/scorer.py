@@ -29,12 +29,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from fraud.events import KafkaRecord, Score, Transaction, TransactionLimits, encode
+from fraud.events import KafkaRecord, Score, Transaction, TransactionLimits, decode, score_messages
 from fraud.features import FEATURE_NAMES, UserActivity, stream_features
 from fraud.settings import Settings
 from stream_scorer.backpressure import Backpressure
-from stream_scorer.batch import (DeadLetter, Prediction, Record, build_scores, feature_matrix, latest_per_user,
-                                 non_finite_rows, split_valid, users_of)
+from stream_scorer.batch import (DeadLetter, Prediction, Record, feature_matrix, latest_per_user, non_finite_rows,
+                                 score_columns, split_valid, users_of)
 from stream_scorer.faults import RowsRefused
 from stream_scorer.feast_io import CoalescingPusher, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
@@ -65,10 +65,15 @@ class DictStates(dict):
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """What one batch did."""
+    """What one batch did: the score messages it published and its dead letters."""
 
-    scores: list[Score]
+    messages: list[KafkaRecord]
     dead_letters: list[DeadLetter]
+
+    @property
+    def scores(self) -> list[Score]:
+        """The published scores, decoded and validated (for tests and tools; the worker never needs them)."""
+        return [decode(value, Score) for _, value, _ in self.messages]
 
 
 @dataclass(frozen=True)
@@ -135,15 +140,16 @@ class BatchScorer:
         await self._dead_letter(dead)
         if scored is None:
             return BatchOutcome([], dead)
-        scores = build_scores(scored.valid, scored.features, scored.prediction, self.settings.model_name)
-        await self.backpressure.run(lambda: self.send_scores([encode(s, self.settings.scorer_source) for s in scores]))
-        self._observe_published(scored.valid, len(scores))
+        messages = score_messages(score_columns(scored.valid, scored.features, scored.prediction, self.settings.model_name),
+                                  self.settings.scorer_source)
+        await self.backpressure.run(lambda: self.send_scores(messages))
+        self._observe_published(scored.valid, len(messages))
         self.pusher.submit(latest_per_user([t for _, t in scored.valid], scored.features))
         last_positions = {t.user_id: [record.partition, record.offset] for record, t in scored.valid}
         # Only now: a batch that never got scored changes no state.
         states = {user: scored.activity[user].to_dict() | {POSITION_KEY: position} for user, position in last_positions.items()}
         await self.backpressure.run(lambda: self.state.save(states))
-        return BatchOutcome(scores, dead)
+        return BatchOutcome(messages, dead)
 
     async def _score(self, valid: Valid, saved: dict) -> tuple[ScoredRows | None, list[DeadLetter]]:
         """Features and scores of ``valid``; rows that cannot be scored come back as dead letters instead."""
