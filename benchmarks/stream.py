@@ -427,7 +427,9 @@ def run(settings: Settings, events: int = 30_000, batch_sizes: tuple[int, ...] =
                 results[f"ours (batch {size})"] = measure(sized, f"ours batch {size}", [sys.executable, "-m", "stream_scorer"],
                                                           backlog, warm_up, steady, root, console, profiled=True)
             for name, kind in BASELINES.items():
-                results[name] = measure(bench, kind, [*baseline, kind], backlog, warm_up, steady, root, console)
+                # Faust's pass-through is profiled too: what Faust and the client cost per event with no scoring at all.
+                results[name] = measure(bench, kind, [*baseline, kind], backlog, warm_up, steady, root, console,
+                                        profiled=kind == "passthrough")
             results["per-event (seed design)"] = measure(
                 bench, "per-event", [*baseline, "per-event"], backlog[:per_event_warm_up + per_event_events],
                 per_event_warm_up, steady, root, console)
@@ -468,7 +470,7 @@ def _print_budget(results: dict[str, Figures], console: Console) -> None:
     staged = {name: f.budget_us for name, f in results.items() if f.budget_us}
     if not staged:
         return
-    table = Table(title="where the worker's time per event goes while timed: µs per event holding the GIL "
+    table = Table(title="where the time per event goes while timed (the worker, and Faust's pass-through): µs per event holding the GIL "
                         f"(py-spy --gil, {PROFILE_RATE} samples/s; total vs 1 / events/s shows how busy its core was)")
     table.add_column("contender")
     for column in (*BUDGET_COLUMNS, "total", "1 / events/s"):
