@@ -126,8 +126,8 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     datadir = settings.data_dir / "worker" / settings.scorer_app_id
     datadir.mkdir(parents=True, exist_ok=True)
     on_disk = settings.scorer_table_store == "rocksdb"
-    if on_disk:
-        table_dir(settings).mkdir(parents=True, exist_ok=True)  # Faust opens its DBs in it, and does not create it
+    # Faust makes only the last level of its table directory (a memory store too), and opens its DBs in it
+    table_dir(settings).mkdir(parents=True, exist_ok=True)
     app = ScorerFaustApp(
         settings.scorer_app_id,
         **faust_broker_options(settings),
