@@ -46,6 +46,7 @@ from stream_scorer.app import table_dir
 _CHUNK = 50_000  # transactions encoded and sent at a time
 # A row of Faust's recovery tables ("Highwater - Active", "Reading Starts At - Active"): topic (blank when
 # it repeats the row above), partition, offset.
+_FILLED = re.compile(r"empty table directory: (\d+) records")
 _ROW = re.compile(r"^[│|]\s*(\S*)\s*[│|]\s*(\d+)\s*[│|]\s*(-?\d+)\s*[│|]\s*$")
 
 
@@ -60,6 +61,7 @@ class Recovery:
     replayed: int
     recovered_s: float | None  # from the process start to Faust's "Worker ready": the table recovered, partitions resumed
     faust_start_s: float | None = None  # from the process start to Faust's start: imports, the disk's check, the app built
+    filled: int = 0  # changelog records written in bulk to an empty table directory (`stream_scorer.table_fill`)
 
 
 def replayed_records(log: str) -> int:
@@ -79,6 +81,12 @@ def replayed_records(log: str) -> int:
             current[int(row.group(2))] = int(row.group(3))
     highwater, start = tables.get("highwater", {}), tables.get("start", {})
     return sum(max(0, highwater[p] - start.get(p, -1)) for p in highwater)
+
+
+def filled_records(log: str) -> int:
+    """Changelog records the worker wrote in bulk to its empty table directory, from its log line."""
+    found = _FILLED.search(log)
+    return int(found.group(1)) if found else 0
 
 
 def ready_at(log: str) -> float | None:
@@ -160,7 +168,8 @@ class RestartingWorker:
             text = log.read().decode(errors="replace")
         ready, faust = ready_at(text), logged_at(text, "[^Worker]: Starting...")
         return Recovery(self.users, store, start, seconds, replayed_records(text),
-                        None if ready is None else ready - started_at, None if faust is None else faust - started_at)
+                        None if ready is None else ready - started_at, None if faust is None else faust - started_at,
+                        filled_records(text))
 
 
 def _one_each(users: int, source: str) -> list[KafkaRecord]:
@@ -215,12 +224,12 @@ def _restarts(base: Settings, users: int, console: Console) -> list[Recovery]:
 def _print(results: list[Recovery], console: Console) -> None:
     table = Table(title="recovery: a worker restarted with N users' states in its table")
     for column in ("users", "store", "restart after", "s to Faust's start", "s to table recovered",
-                   "s to first new score", "changelog records replayed"):
+                   "s to first new score", "changelog records replayed", "filled in bulk"):
         table.add_column(column, justify="left" if column in ("store", "restart after") else "right")
     for result in results:
         table.add_row(f"{result.users:,}", result.store, result.start, _seconds(result.faust_start_s),
                       _seconds(result.recovered_s),
-                      f"{result.seconds:.1f}", f"{result.replayed:,}")
+                      f"{result.seconds:.1f}", f"{result.replayed:,}", f"{result.filled:,}")
     console.print(table)
     console.print("From the start of `python -m stream_scorer`; the first score also waits for the Feast store to open.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.recovery import replayed_records
+from benchmarks.recovery import filled_records, replayed_records
 from fraud.settings import Settings
 from stream_scorer.app import table_dir
 from stream_scorer.table_disk import forget_if_stale, remember
@@ -59,3 +59,10 @@ def test_replayed_records_are_read_from_fausts_recovery_tables() -> None:
 +-----------------------------+-----------+--------+
 """
     assert replayed_records(log) == 10 + 50
+
+
+def test_the_benchmark_reads_how_many_records_the_worker_filled_in_bulk_from_its_log() -> None:
+    line = ("[2026-11-29 04:14:11,448] [24943] [INFO] empty table directory: 1000002 records of "
+            "recovery-c2b14e-user-activity-changelog written to it in 7.6 s")
+    assert filled_records(f"earlier lines\n{line}\nlater lines") == 1_000_002
+    assert filled_records("a restart with its disk logs no such line") == 0
