@@ -88,8 +88,9 @@ class FeastGateway:
         One after the other: the first score waits for the store, not for the pushes, and
         on two cores a helper importing Feast beside it slowed the store's opening by a second.
         """
-        loop = asyncio.get_running_loop()
+        loop, began = asyncio.get_running_loop(), time.perf_counter()
         await loop.run_in_executor(self._thread, self._open)
+        log.info("Feast store open after %.1f s", time.perf_counter() - began)
         await loop.run_in_executor(self._pusher, _ping)
 
 
