@@ -8,7 +8,9 @@
   pushes fresh rows through `user_activity_push`.
 - `fraud_model_v1`: exactly the model's inputs, in `fraud.features.FEATURE_NAMES`.
 
-Paths come from the product's settings. `feast_objects(settings)` is what the
+The sources are the prep step's Parquet output, read by Feast's Spark offline store (local[*] here,
+the cluster's Spark there): a local folder, or s3a:// on a cluster (FRAUD_FEATURES_URI). Paths come from the
+product's settings. `feast_objects(settings)` is what the
 product applies; the module-level names below exist for the `feast` CLI.
 """
 
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueType
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.types import Float64, String
 
 from fraud.features import FEATURE_NAMES
@@ -32,9 +35,10 @@ def feast_objects(settings: Settings) -> list:
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING,
                   description="A card holder, user_0, user_1, ...")
 
-    profile_source = FileSource(
+    profile_source = SparkSource(
         name="user_profile_source",
         path=f"{settings.features_location}/user_profile.parquet",
+        file_format="parquet",
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
     )
@@ -47,9 +51,10 @@ def feast_objects(settings: Settings) -> list:
         description="Batch statistics per user, from the profile part of the training window.",
     )
 
-    activity_source = FileSource(
+    activity_source = SparkSource(
         name="user_activity_source",
         path=f"{settings.features_location}/transaction_features.parquet",
+        file_format="parquet",
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
     )

@@ -26,11 +26,23 @@ def open_store(settings: Settings):  # -> feast.FeatureStore
 
     raw = yaml.safe_load((REPO_DIR / settings.feast_config).read_text())
     (settings.data_dir / "feast").mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(**_fill(raw, settings_env(settings), settings.feast_config))
+    # Spark's values after the placeholders: they are values, never templates (a secret key may hold a `$`).
+    config = RepoConfig(**_with_spark_conf(_fill(raw, settings_env(settings), settings.feast_config), settings))
     config.repo_path = REPO_DIR
     if config.online_store.type == "sqlite":
         _write_ahead_log(Path(config.online_store.path))
     return FeatureStore(config=config)
+
+
+def _with_spark_conf(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A Spark offline store gets the product's Spark configuration (the prep step's), under the file's own keys."""
+    offline = raw.get("offline_store") or {}
+    if offline.get("type") != "spark":
+        return raw
+    from fraud.spark import prepare_process, spark_conf
+
+    prepare_process()
+    return {**raw, "offline_store": {**offline, "spark_conf": {**spark_conf(settings), **(offline.get("spark_conf") or {})}}}
 
 
 def _fill(node: Any, values: dict[str, str], source: str) -> Any:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ import pandas as pd
 
 from fraud.features import FEATURE_NAMES, compute_features
 from fraud.settings import Settings
+from fraud.spark import prepare_process, spark_conf
 
 log = logging.getLogger(__name__)
 
@@ -68,41 +67,13 @@ class PrepResult:
 
 def spark_session(settings: Settings, app_name: str = "fraud-prep"):  # -> pyspark.sql.SparkSession
     """A Spark session from settings: local[*] on a laptop, the configured master on a cluster."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers run this venv's interpreter
+    prepare_process()
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
-    for key, value in _s3a_config(settings).items():
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
-    return (
-        builder
-        .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        # Timestamps as UTC-adjusted micros, which pyarrow, pandas and Feast read as UTC (INT96 reads as naive).
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .getOrCreate()
-    )
-
-
-def _s3a_config(settings: Settings) -> dict[str, str]:
-    """Hadoop S3A settings when a location is s3a://; the hadoop-aws jar matches Spark's own Hadoop."""
-    if not any(location.startswith("s3a://") for location in (settings.raw_location, settings.features_location)):
-        return {}
-    import pyspark
-
-    jars = Path(pyspark.__file__).parent / "jars"
-    hadoop = next(jars.glob("hadoop-client-api-*.jar")).stem.removeprefix("hadoop-client-api-")
-    config = {"spark.jars.packages": f"org.apache.hadoop:hadoop-aws:{hadoop}", "spark.hadoop.fs.s3a.path.style.access": "true"}
-    if settings.s3_endpoint:
-        config["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint
-    if settings.s3_access_key and settings.s3_secret_key:
-        config["spark.hadoop.fs.s3a.access.key"] = settings.s3_access_key
-        config["spark.hadoop.fs.s3a.secret.key"] = settings.s3_secret_key.get_secret_value()
-    return config
+    return builder.getOrCreate()
 
 
 def _s3(settings: Settings):  # -> pyarrow.fs.S3FileSystem

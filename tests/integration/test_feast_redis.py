@@ -84,3 +84,42 @@ def test_the_cluster_file_names_the_setting_it_lacks(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, feast_config="feature_store.cluster.yaml", _env_file=None)
     with pytest.raises(FraudError, match="FRAUD_FEAST_REGISTRY_URI"):
         open_store(settings)
+
+
+def _prepared_rows(features_dir: Path, now: pd.Timestamp) -> pd.DataFrame:
+    """A tiny prep output: two transactions per user (a day apart) and a profile each, as Spark's Parquet would be."""
+    features_dir.mkdir(parents=True)
+    users = ["user_0", "user_1", "user_2"]
+    activity = pd.DataFrame({"user_id": users * 2, "transaction_id": [f"tx-{n}" for n in range(6)],
+                             "event_timestamp": [now - pd.Timedelta(days=2)] * 3 + [now - pd.Timedelta(days=1)] * 3,
+                             "created_timestamp": now, "fraud": 0, "split": "train"})
+    for column, name in enumerate(FEATURE_NAMES):
+        activity[name] = np.arange(6, dtype=np.float64) + 10.0 * column
+    activity.to_parquet(features_dir / "transaction_features.parquet", coerce_timestamps="us")
+    pd.DataFrame({"user_id": users, "home_latitude": [48.1, 52.5, 40.4], "home_longitude": [11.5, 13.4, -3.7],
+                  "median_purchase_amount": [25.0, 80.0, 12.0], "event_timestamp": now - pd.Timedelta(days=3),
+                  "created_timestamp": now}).to_parquet(features_dir / "user_profile.parquet", coerce_timestamps="us")
+    return activity
+
+
+def test_the_cluster_file_reads_the_same_definitions_with_spark_and_materializes_into_redis(
+        cluster_settings: Settings, redis_server: RedisEndpoint, spark: object, tmp_path: Path) -> None:
+    from fraud.feature_store import apply_and_materialize
+
+    _redis(redis_server).flushdb()
+    settings = cluster_settings.model_copy(update={"features_uri": str(tmp_path / "features")})
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    activity = _prepared_rows(tmp_path / "features", now)
+    store = open_store(settings)
+    assert store.config.offline_store.type == "spark"
+    assert store.config.offline_store.spark_conf["spark.master"] == settings.spark_master  # the prep step's Spark
+    apply_and_materialize(settings, (now - pd.Timedelta(days=3)).to_pydatetime(), now.to_pydatetime(), store=store)
+
+    online = store.get_online_features(features=["user_activity:transaction_id", "user_profile:home_latitude"],
+                                       entity_rows=[{"user_id": f"user_{n}"} for n in range(3)]).to_dict()
+    assert online["transaction_id"] == ["tx-3", "tx-4", "tx-5"]  # each user's latest row, from Redis
+    assert online["home_latitude"] == [48.1, 52.5, 40.4]
+    # Point in time, through Spark: between a user's two rows, the earlier one.
+    entity_df = pd.DataFrame({"user_id": ["user_1"], "event_timestamp": [now - pd.Timedelta(hours=36)]})
+    history = store.get_historical_features(entity_df=entity_df, features=["user_activity:amount"]).to_df()
+    assert history["amount"].tolist() == [activity.loc[1, "amount"]]

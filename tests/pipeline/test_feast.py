@@ -35,6 +35,7 @@ def test_point_in_time_training_rows_equal_the_spark_table(store, prepared: tupl
     sample = table.sample(n=2000, random_state=3)
     entity_df = sample[["user_id", "event_timestamp"]].reset_index(drop=True)
     training = store.get_historical_features(entity_df=entity_df, features=store.get_feature_service(FEATURE_SERVICE)).to_df()
+    training["event_timestamp"] = training["event_timestamp"].dt.tz_localize("UTC")  # Spark's session time zone, naive
     merged = sample.merge(training, on=["user_id", "event_timestamp"], suffixes=("_spark", "_feast"))
     assert len(merged) == 2000
     for name in FEATURE_NAMES:

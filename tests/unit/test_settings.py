@@ -100,11 +100,11 @@ def test_locations_default_under_the_data_dir_and_take_s3a_uris(tmp_path: Path) 
 
 
 def test_s3a_locations_configure_spark_with_matching_hadoop_aws() -> None:
-    from training_pipeline.prep import _s3a_config
+    from fraud.spark import s3a_conf
 
-    assert _s3a_config(Settings(_env_file=None)) == {}
-    config = _s3a_config(Settings(raw_uri="s3a://bucket/raw", s3_endpoint="http://127.0.0.1:9000", s3_access_key="fraud",
-                                  s3_secret_key="a-real-looking-secret", _env_file=None))
+    assert s3a_conf(Settings(_env_file=None)) == {}
+    config = s3a_conf(Settings(raw_uri="s3a://bucket/raw", s3_endpoint="http://127.0.0.1:9000", s3_access_key="fraud",
+                               s3_secret_key="a-real-looking-secret", _env_file=None))
     assert config["spark.jars.packages"].startswith("org.apache.hadoop:hadoop-aws:3.")
     assert config["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert config["spark.hadoop.fs.s3a.secret.key"] == "a-real-looking-secret"
