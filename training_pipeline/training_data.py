@@ -8,6 +8,7 @@ service, so training reads exactly what Feast serves.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -45,22 +46,27 @@ def build_training_sets(settings: Settings, out_dir: Path | None = None,
                         served: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
     """Write ``<out>/{train,valid,test}.parquet``: FEATURE_NAMES columns plus `fraud`; return the paths.
 
+    The point-in-time join runs in Feast's Spark offline store; the entity rows never pass through pandas.
+    Train and valid are sampled down to FRAUD_TRAIN_MAX_ROWS each; test is never sampled.
     ``served`` (from `training_pipeline.served`) adds rows per split, after the Feast ones; each file
     says how many in its Parquet metadata (`served_rows`).
     """
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark import (
+        get_spark_session_or_start_new_with_repoconfig,
+    )
+
     from feature_repo.definitions import FEATURE_SERVICE
 
     out_dir = out_dir or settings.data_dir / "training"
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = pd.read_parquet(f"{settings.features_location}/transaction_features.parquet",
-                             columns=["user_id", "event_timestamp", "fraud", "split"])
     store = open_store(settings)
     service = store.get_feature_service(FEATURE_SERVICE)
+    spark = get_spark_session_or_start_new_with_repoconfig(store.config.offline_store)
     paths = {}
     for split in TRAINING_SPLITS:
-        entity_df = labels.loc[labels["split"] == split, ["user_id", "event_timestamp", "fraud"]].reset_index(drop=True)
-        frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-        frame = frame.sort_values(["event_timestamp", "user_id"], kind="stable")[[*FEATURE_NAMES, "fraud"]]
+        entity_rows = split_entity_rows(spark, settings, split)
+        joined = store.get_historical_features(entity_df=entity_rows, features=service).to_spark_df()
+        frame = _collect_sorted(joined, out_dir / f".{split}.spark")
         if frame[list(FEATURE_NAMES)].isna().any().any():
             raise ValueError(f"{split}: Feast returned rows without features; was `fraud pipeline features` run?")
         if served is not None and len(served[split]):
@@ -70,6 +76,31 @@ def build_training_sets(settings: Settings, out_dir: Path | None = None,
         write_split(frame, paths[split], served_rows=len(served[split]) if served is not None else 0)
         log.info("%s: %d rows, %.2f%% fraud", split, len(frame), 100 * frame["fraud"].mean())
     return paths
+
+
+def split_entity_rows(spark, settings: Settings, split: str):  # -> pyspark.sql.DataFrame
+    """Feast's entity rows of one split (user, transaction time, label), sampled down to FRAUD_TRAIN_MAX_ROWS
+    for train and valid: beyond a few million rows the model gains little and the steps after pay for each one."""
+    from pyspark.sql import functions as F
+
+    rows = (spark.read.parquet(f"{settings.features_location}/transaction_features.parquet")
+            .where(F.col("split") == split).select("user_id", "event_timestamp", "fraud"))
+    if split == "test":
+        return rows
+    count = rows.count()
+    if count <= settings.train_max_rows:
+        return rows
+    log.info("%s: sampling %d of %d rows (FRAUD_TRAIN_MAX_ROWS)", split, settings.train_max_rows, count)
+    return rows.sample(fraction=settings.train_max_rows / count, seed=settings.train_seed)
+
+
+def _collect_sorted(joined, scratch: Path) -> pd.DataFrame:  # joined: pyspark.sql.DataFrame
+    """The model's columns of Spark's result in time order, through Parquet (no row-by-row collect to the driver)."""
+    joined.orderBy("event_timestamp", "user_id").select(*FEATURE_NAMES, "fraud").write.mode("overwrite").parquet(str(scratch))
+    try:
+        return pq.read_table(scratch).to_pandas()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def load_split(path: Path) -> tuple[pd.DataFrame, pd.Series]:

@@ -66,3 +66,22 @@ def test_online_reads_after_materialize_return_each_users_latest_offline_row(sto
 def test_an_unknown_user_has_no_online_features(store) -> None:
     online = store.get_online_features(features=["user_activity:amount"], entity_rows=[{"user_id": "user_999999999"}]).to_dict()
     assert online["amount"] == [None]
+
+
+def test_training_sets_come_from_spark_with_train_and_valid_sampled_and_test_whole(
+        store, prepared: tuple[Settings, PrepResult], tmp_path) -> None:
+    from training_pipeline.training_data import build_training_sets
+
+    settings, result = prepared
+    capped = settings.model_copy(update={"train_max_rows": 4000})
+    paths = build_training_sets(capped, out_dir=tmp_path)
+    frames = {split: pd.read_parquet(path) for split, path in paths.items()}
+    for split in ("train", "valid"):
+        assert result.rows_per_split[split] > 4000 and 3400 < len(frames[split]) < 4600, split
+    assert len(frames["test"]) == result.rows_per_split["test"]
+    test = frames["test"]
+    assert list(test.columns) == [*FEATURE_NAMES, "fraud"] and not test.isna().any().any()
+    table = pd.read_parquet(result.features_path)
+    expected = table[table["split"] == "test"].sort_values(["event_timestamp", "user_id"], kind="stable")
+    assert np.allclose(test["amount"].sort_values(), expected["amount"].sort_values())
+    assert test["fraud"].sum() == expected["fraud"].sum()
