@@ -17,28 +17,30 @@ class Measurement:
     seconds: float
     peak_rss_bytes: int
     output: str
+    samples: tuple[tuple[float, int], ...] = ()  # (Unix time, tree RSS bytes) of every sample
 
     @property
     def peak_gb(self) -> float:
         return self.peak_rss_bytes / 1e9
+
+    def peak_between(self, start: float, end: float) -> int:
+        """Peak tree RSS sampled from Unix time ``start`` to ``end`` (e.g. one pipeline step); 0 if none."""
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0)
 
 
 def measure(command: list[str], interval_s: float = 0.1, env: dict[str, str] | None = None) -> Measurement:
     """Run ``command`` to completion; fail if it fails."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak = 0
+    samples: list[tuple[float, int]] = []
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         root = psutil.Process(process.pid)
         while not done.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
+            rss = tree_rss(root)
+            if rss:
+                samples.append((time.time(), rss))
             done.wait(interval_s)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -49,7 +51,22 @@ def measure(command: list[str], interval_s: float = 0.1, env: dict[str, str] | N
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {err.strip()[-2000:]}")
-    return Measurement(seconds, peak, out)
+    return Measurement(seconds, max((rss for _, rss in samples), default=0), out, tuple(samples))
+
+
+def tree_rss(root: psutil.Process) -> int:
+    """Resident bytes of ``root`` and its live descendants now (0 once it is gone)."""
+    total = 0
+    try:
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for process in tree:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:  # gone between the listing and the reading
+            pass
+    return total
 
 
 def tree_cpu_s(pid: int) -> float:

@@ -601,10 +601,10 @@ def bench_data(
 
 @bench_app.command("pipeline")
 def bench_pipeline(
-    sizes: Annotated[str, typer.Option(help="Comma-separated user counts, each a fresh local run. 1M users does not fit "
-                                            "Feast's file offline store on a 24 GB machine.")] = "100000",
+    sizes: Annotated[str, typer.Option(help="Comma-separated user counts, each a fresh local run, e.g. 100000,1000000.")] = "100000",
 ) -> None:
-    """Per-step and total wall time of a local pipeline run from a clean data dir, per size."""
+    """Per-step wall time and peak memory (whole process tree) of a local pipeline run from a clean data dir, per
+    size, with the test PR-AUC beside the tuned baseline's."""
     from benchmarks.pipeline import run
 
     try:
