@@ -79,6 +79,7 @@ BUDGET_PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("state", "rocksdict/", None),
     ("kafka client", "aiokafka/", None),
     ("kafka client", "kafka/", None),
+    ("event loop", "mode/worker.py", None),  # reached only when nothing inside the loop's own frames is known
     ("faust", "faust/", None),
     ("faust", "mode/", None),
     ("faust", "stream_scorer/app.py", frozenset({"to_record", "score_transactions", "update_lag"})),
@@ -87,7 +88,8 @@ BUDGET_PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("scorer (rest)", "stream_scorer/batch.py", None),
     ("scorer (rest)", "stream_scorer/backpressure.py", None),
 )
-BUDGET_COLUMNS = ("kafka client", "faust", "decode", "state", "features", "predictor", "encode", "scorer (rest)", "other")
+BUDGET_COLUMNS = ("kafka client", "faust", "event loop", "decode", "state", "features", "predictor", "encode",
+                  "scorer (rest)", "other")
 PROFILE_RATE = 250  # samples/s
 
 
