@@ -60,7 +60,9 @@ def run(sizes: tuple[int, ...], console: Console | None = None) -> dict[int, Run
         console.log(f"{users:,} users: {figures.wall_s:.0f}s wall, peak {figures.peak_gb:.2f} GB; {figures.decision}; "
                     f"test PR-AUC {figures.pr_auc:.4f} vs HistGradientBoosting {figures.baseline_pr_auc:.4f} "
                     f"(ratio {figures.pr_auc / figures.baseline_pr_auc:.3f}, target >= 0.98)")
-    console.print(_table(sizes, results))
+        console.print(_table((users,), results))  # now: a long next size must not hide this one's figures
+    if len(sizes) > 1:
+        console.print(_table(sizes, results))
     return results
 
 
