@@ -8,6 +8,7 @@ code, never in a traceback; ``--verbose`` shows the details.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -46,14 +47,14 @@ log = logging.getLogger("fraud")
 @app.callback()
 def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     """Real-time fraud scoring on Kafka."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        # Wide when not a terminal, so a log line stays one line in files and pipes.
-        handlers=[RichHandler(console=Console(stderr=True, width=None if sys.stderr.isatty() else 200),
-                              show_path=False, rich_tracebacks=verbose)],
-        force=True,
-    )
+    handler = RichHandler(console=Console(stderr=True, width=None if sys.stderr.isatty() else 200),  # wide when not
+                          show_path=False, rich_tracebacks=verbose)  # a terminal: one line per log line in files
+    if not verbose:
+        # py4j logs its lost connections to a stopped Spark JVM on the root logger, with a traceback, when the
+        # collector frees a Java object late; no level of the "py4j" logger reaches those.
+        handler.addFilter(lambda record: f"{os.sep}py4j{os.sep}" not in record.pathname)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[handler],
+                        force=True)
     # The Kafka clients log every reconnect at WARNING; our own messages say what matters.
     for noisy in ("kafka", "aiokafka", "py4j", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.CRITICAL)

@@ -53,3 +53,23 @@ def test_a_bad_argument_gets_one_line_not_a_traceback(args: list[str], env: dict
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_py4j_s_root_logger_tracebacks_stay_out_of_the_cli_s_output_unless_verbose() -> None:
+    """py4j logs a lost connection to a stopped Spark JVM on the root logger (`logging.info`), with a traceback."""
+    import logging
+    import os
+
+    from fraud.cli import _configure
+
+    def record(path: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.INFO, path, 1056, "Exception while sending command.", None, None)
+
+    py4j = os.path.join("venv", "site-packages", "py4j", "java_gateway.py")
+    ours = os.path.join("repo", "fraud", "labels.py")
+    _configure(verbose=False)
+    handler = logging.getLogger().handlers[0]
+    assert not handler.filter(record(py4j))
+    assert handler.filter(record(ours))
+    _configure(verbose=True)
+    assert logging.getLogger().handlers[0].filter(record(py4j))
