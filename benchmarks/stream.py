@@ -82,7 +82,8 @@ BUDGET_PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("event loop", "mode/worker.py", None),  # reached only when nothing inside the loop's own frames is known
     ("faust", "faust/", None),
     ("faust", "mode/", None),
-    ("faust", "stream_scorer/app.py", frozenset({"to_record", "score_transactions", "update_lag"})),
+    ("faust", "stream_scorer/app.py", frozenset({"score_transactions", "score", "update_lag"})),
+    ("faust", "stream_scorer/bulk_input.py", None),  # the input's hand-over from Faust's consumer to the agent
     ("faust", "stream_scorer/offsets.py", None),
     ("scorer (rest)", "stream_scorer/scorer.py", None),
     ("scorer (rest)", "stream_scorer/batch.py", None),

@@ -35,6 +35,9 @@ from stream_scorer.app import faust_broker_options, queue_partition_batches, sen
 from stream_scorer.feast_io import FeastGateway
 
 
+_BATCH_WINDOW_S = 0.05  # how long Faust's take_events waits to fill a batch, as the worker did before it took fetches whole
+
+
 def _app(settings: Settings) -> tuple[faust.App, faust.types.TopicT, faust.types.TopicT]:
     app = faust.App(settings.scorer_app_id, **faust_broker_options(settings), store="memory://", web_enabled=False,
                     datadir=str(settings.data_dir / "worker" / settings.scorer_app_id),
@@ -48,7 +51,7 @@ def passthrough(settings: Settings) -> faust.App:
 
     @app.agent(source)
     async def forward(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
+        async for events in stream.take_events(settings.scorer_batch_size, within=_BATCH_WINDOW_S):
             forward = []
             for event in events:
                 decode(event.message.value, Transaction)

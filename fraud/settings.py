@@ -122,8 +122,11 @@ class Settings(BaseSettings):
     scorer_table_store: Literal["rocksdb", "memory"] = Field("rocksdb", description=(
         "Where the worker keeps its user table: rocksdb (on disk under data_dir, so a restart replays only the "
         "changelog's tail) or memory (rebuilt from the whole changelog on every start)."))
-    scorer_batch_size: int = Field(500, ge=1, description="Most transactions per micro-batch (stream.take).")
-    scorer_batch_window_s: float = Field(0.05, gt=0, description="Longest wait to fill a micro-batch.")
+    scorer_batch_size: int = Field(500, ge=1, description=(
+        "Most transactions per micro-batch. A batch takes what the consumer has fetched, up to this; it never "
+        "waits for more."))
+    scorer_buffer_records: int = Field(5_000, ge=1, description=(
+        "Most fetched input records waiting for the agent; beyond it the worker stops fetching until it catches up."))
     scorer_metrics_host: str = "127.0.0.1"
     scorer_metrics_port: int = Field(9108, ge=1, le=65535, description="Prometheus /metrics of the worker.")
     scorer_source: str = Field("fraud.stream_scorer", description="CloudEvents `source` of score events.")

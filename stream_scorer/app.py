@@ -20,12 +20,12 @@ import rocksdict
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
-from faust.types import TP
 
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
 from stream_scorer.backpressure import Abandoned
 from stream_scorer.batch import Record
+from stream_scorer.bulk_input import BulkInputConsumer, Fetched, InputBuffer
 from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
@@ -179,37 +179,46 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),
         metrics=metrics,
     )
-    app.input_topic = settings.topic_transactions
+    inputs = InputBuffer(settings.scorer_buffer_records)
+    app.input_topic, app.inputs = settings.topic_transactions, inputs
+    app.topics.add(transactions)  # subscribed through Faust's conductor; its records come in bulk (`bulk_input`)
     next_offsets: dict[int, int] = {}
     guard = OffsetGuard()
 
-    @app.agent(transactions, name="score-transactions")
+    @app.agent(name="score-transactions")
     async def score_transactions(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.scorer_batch_size, within=settings.scorer_batch_window_s):
-            generation = app.consumer_generation_id
-            records = [to_record(event) for event in events]
-            holes = guard.holes(records, generation)
+        """Score the input a batch at a time, as the consumer fetched it (`stream_scorer.bulk_input`)."""
+        while True:
+            fetched = await inputs.take(settings.scorer_batch_size)
             try:
-                if holes:
-                    records = in_offset_order(records, await fill(holes))
-                await scorer.settle(records)
-                if holes:
-                    await app.count_as_done(holes, generation)
-            except Abandoned:  # the worker stops while the batch waits for a dependency
-                hold_back(events)
-                hold_back_in_flight(app)
-                return
-            except BaseException:  # cancelled before every record had its outcome
-                hold_back(events)
-                raise
-            for record in records:
-                next_offsets[record.partition] = record.offset + 1
-            update_lag()
+                if not await score(fetched):
+                    return  # the worker stops
+            finally:
+                await inputs.done()
+
+    async def score(fetched: Fetched) -> bool:
+        """Give every record of the batch an outcome, then ack its offsets; False if the worker stopped meanwhile."""
+        consumer = app.consumer
+        if fetched.generation != app.consumer_generation_id:
+            return True  # a rebalance passed these partitions on: their next owner reads them
+        delivery = guard.take(fetched.records, fetched.generation, consumer.committed_offset)
+        records = fetched.records
+        try:
+            if delivery.holes:
+                records = in_offset_order(records, await fill(delivery.holes))
+            await scorer.settle(records)
+        except Abandoned:  # the worker stops while the batch waits for a dependency: never acked, read again
+            return False
+        consumer.ack_ranges(delivery.spans, fetched.generation)
+        for partition, (_, end) in delivery.spans.items():
+            next_offsets[partition] = end
+        update_lag()
+        return True
 
     async def fill(holes: list[Hole]) -> list[Record]:
-        """The records Faust skipped, read from the broker (retried while Kafka is unavailable)."""
+        """The records the consumer skipped, read from the broker (retried while Kafka is unavailable)."""
         for hole in holes:
-            log.warning("partition %d: Faust skipped offsets %d to %d; reading them from the broker",
+            log.warning("partition %d: offsets %d to %d were not delivered; reading them from the broker",
                         hole.partition, hole.start, hole.end - 1)
         filled = await scorer.backpressure.run(
             lambda: asyncio.to_thread(read_holes, settings, settings.topic_transactions, holes))
@@ -255,22 +264,20 @@ async def remember_changelog(settings: Settings, topic: str) -> None:
 
 
 class ScorerFaustApp(faust.App):
-    """A Faust app that holds back gaps in its input topic, and tells a waiting batch to give up when it stops.
+    """A Faust app whose consumer hands the input topic over in bulk, and tells a waiting batch to give up on stop.
 
-    Faust's consumer counts a gap in a partition's offsets as done and commits past
-    it. In the input topic a gap is usually records Faust skipped (see
-    `stream_scorer.offsets`): they are counted done only when the agent has read
-    and scored them, through `count_as_done`. Faust offers no hook for this; its
-    consumer's private `_add_gap` is wrapped.
+    The consumer is `BulkInputConsumer`: Faust's own, with each fetch of the input
+    topic put in `inputs` whole, for the agent to take a batch at a time.
 
-    Faust's consumer waits on stop until every event in flight is acked; a batch that
-    waits for the predictor would hold the stop until the supervisor kills the worker,
-    and nothing would be committed. Abandoned, its offsets are held back and the
+    Faust's consumer waits on stop until the batch being scored has its outcome; a batch
+    that waits for the predictor would hold the stop until the supervisor kills the worker,
+    and nothing would be committed. Abandoned, its offsets are never acked, and the
     offsets of everything scored before it are committed.
     """
 
     scorer: BatchScorer | None = None
-    input_topic: str | None = None
+    input_topic: str = ""
+    inputs: InputBuffer | None = None  # the input topic's fetched records, waiting for the agent
     open_dependencies: Callable[[], Awaitable[None]] | None = None  # the Feast store and its push helper
     prepare_table: Callable[[], Awaitable[int]] | None = None  # an empty table directory filled in bulk
     _opening: asyncio.Future | None = None
@@ -297,24 +304,12 @@ class ScorerFaustApp(faust.App):
             self._opening = asyncio.ensure_future(self.open_dependencies() if self.open_dependencies else asyncio.sleep(0))
         return self._opening
 
-    def _new_consumer(self) -> faust.types.ConsumerT:
-        consumer = super()._new_consumer()
-        self._faust_add_gap = consumer._add_gap
-
-        async def add_gap(tp: TP, offset_from: int, offset_to: int) -> None:
-            if tp.topic != self.input_topic:
-                await self._faust_add_gap(tp, offset_from, offset_to)
-
-        consumer._add_gap = add_gap
+    def _new_consumer(self) -> BulkInputConsumer:
+        consumer = BulkInputConsumer(self.transport, callback=self.topics.on_message, loop=self.transport.loop,
+                                     on_partitions_revoked=self._on_partitions_revoked,
+                                     on_partitions_assigned=self._on_partitions_assigned, beacon=self.beacon)
+        consumer.input_topic, consumer.inputs = self.input_topic, self.inputs
         return consumer
-
-    async def count_as_done(self, holes: Sequence[Hole], generation: int) -> None:
-        """Let Faust commit past these holes, scored now; not if a rebalance has passed their partitions on."""
-        if self.consumer_generation_id != generation:
-            return
-        for hole in holes:
-            # Faust's gap runs to its second offset inclusive: the last offset of the hole
-            await self._faust_add_gap(TP(self.input_topic, hole.partition), hole.start, hole.end - 1)
 
     async def on_stop(self) -> None:
         if self.scorer is not None:
@@ -417,37 +412,3 @@ async def _acknowledged(sending: Awaitable[list[SentBatch]], topic: str) -> list
     except Exception as error:  # noqa: BLE001 - aiokafka raises its own errors and asyncio's timeouts
         raise TransientFault("kafka", f"sending to {topic} failed: {type(error).__name__}: {error}") from error
     return sent
-
-
-def hold_back(events: Sequence[faust.types.EventT]) -> None:
-    """Keep these events' offsets from ever being committed by this consumer.
-
-    faust-streaming's `take_events` acks a batch's events in a `finally`, also when
-    the batch is left by an exception or a cancellation: its offsets would then be
-    committed without an outcome. An event whose message is marked acked already is
-    skipped by that ack, so its offset never reaches the consumer's committable set
-    and the next owner of the partition reads it again.
-    """
-    for event in events:
-        event.message.acked = True
-
-
-def hold_back_in_flight(app: faust.App) -> None:
-    """Hold back every message fetched but not acked yet: the agent stops, none of them will be scored here.
-
-    Faust's stop waits until no message is in flight; one already handed to the next
-    batch's buffer would hold the stop until the worker is killed. Marked acked, it is
-    not waited for, and, as in `hold_back`, its offset is never committed. Faust keeps
-    these messages in a private set; there is no public view of them.
-    """
-    for message in list(app.consumer._unacked_messages):
-        message.acked = True
-
-
-def to_record(event: faust.types.EventT) -> Record:
-    """The parts of a Faust event the scorer needs."""
-    message = event.message
-    headers = event.headers
-    header_list = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
-    return Record(message.key, message.value, header_list, message.topic, message.partition, message.offset,
-                  message.timestamp)

@@ -1,31 +1,30 @@
-"""Holes in what Faust delivers: found by `OffsetGuard`, filled by `read_holes`, counted done only once scored.
+"""Holes in what the worker is handed: found by `OffsetGuard`, filled by `read_holes`, counted done only once scored.
 
-faust-streaming can skip records it has already fetched: its fetch loop drops
-the rest of a fetched batch for a partition that was paused meanwhile (its own
-table recovery pauses every input partition after a rebalance), and a record
-whose hand-over was cut by a rebalance is dropped too. The next record it
-delivers for that partition is then further on. Faust takes the jump for a gap
-(what compaction or transaction markers leave) and commits past it: the skipped
-records would never get an outcome.
+Each partition's records must reach the scorer in an unbroken run of offsets, or the
+offsets between would be committed without an outcome. faust-streaming's own fetch
+path could skip records it had fetched (it dropped the rest of a fetched batch for a
+partition paused meanwhile, and a record whose hand-over a rebalance cut); the worker
+now takes the input topic in bulk past that path (`stream_scorer.bulk_input`), but
+the guard stays: whatever drops a record on the way, the agent sees the jump in a
+partition's offsets, reads the missing range straight from the broker with its own
+consumer, scores it in offset order with the batch, and only then acks the range.
 
-So the worker keeps Faust from counting a gap in the input topic as done
-(`ScorerFaustApp`), and the agent, seeing a jump in a partition's offsets,
-reads the missing range straight from the broker with its own consumer, scores
-it in offset order with the batch, and only then hands the gap to Faust.
-Seeking Faust's consumer back instead does not work: records of the batch Faust
-is still handing over move its read position on, and it then drops the records
-read again as old.
+The guard gives each batch its spans: per partition, the offsets from the one expected
+to the last delivered, holes included. Those are what the agent acks once the batch is
+scored. The first span of a consumer generation starts at the partition's committed
+offset, so offsets that hold no record there (transaction markers, or records the
+topic's retention deleted) do not keep Faust from committing.
 
 Within one consumer generation the guard also sees redeliveries (offsets it has
-passed already): those go on to the scorer, whose redelivery check skips what
-was scored. A new generation (a rebalance) starts afresh: Faust seeks every
-partition to its committed offset then.
+passed already): those go on to the scorer, whose redelivery check skips what was
+scored. A new generation (a rebalance) starts afresh: Faust seeks every partition to
+its committed offset then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from kafka.errors import KafkaError
 
@@ -45,6 +44,14 @@ class Hole:
     end: int
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What the guard found in one batch: the holes to fill, and per partition the offsets [start, end) it covers."""
+
+    holes: list[Hole] = field(default_factory=list)
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
 class OffsetGuard:
     """Per partition, the next offset the agent expects in this consumer generation."""
 
@@ -52,18 +59,27 @@ class OffsetGuard:
         self.generation: int | None = None
         self.expected: dict[int, int] = {}
 
-    def holes(self, records: Sequence[Record], generation: int) -> list[Hole]:
-        """The ranges skipped before ``records`` (in delivery order) or between them."""
+    def take(self, records: Sequence[Record], generation: int,
+             committed: Callable[[int], int | None] = lambda partition: None) -> Delivery:
+        """The holes before ``records`` (each partition's in offset order) or between them, and the spans they cover.
+
+        ``committed(partition)`` is where the generation began reading the partition (None if unknown).
+        """
         if generation != self.generation:
             self.generation, self.expected = generation, {}
-        found = []
+        delivery = Delivery()
         for record in records:
-            expected = self.expected.get(record.partition)
-            if expected is not None and record.offset > expected:
-                found.append(Hole(record.partition, expected, record.offset))
-            if expected is None or record.offset >= expected:
-                self.expected[record.partition] = record.offset + 1
-        return found
+            partition = record.partition
+            expected = self.expected.get(partition)
+            if expected is None:
+                start = committed(partition)
+                expected = record.offset if start is None or start > record.offset else start
+            if record.offset > expected:
+                delivery.holes.append(Hole(partition, expected, record.offset))
+            if record.offset >= expected:
+                delivery.spans[partition] = (delivery.spans.get(partition, (expected,))[0], record.offset + 1)
+                self.expected[partition] = record.offset + 1
+        return delivery
 
 
 def read_holes(settings: Settings, topic: str, holes: Sequence[Hole]) -> list[Record]:

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from faust.types import TP
 
 from fraud.events import Score, Transaction, decode, encode
 from fraud.features import FEATURE_NAMES, UserActivity, UserProfile
@@ -221,34 +222,43 @@ def test_user_activity_survives_the_tables_json() -> None:
     assert UserActivity.from_dict(orjson.loads(orjson.dumps(activity.to_dict()))) == activity
 
 
-def test_the_faust_agent_feeds_micro_batches_to_the_scorer(tmp_path) -> None:
-    """The real agent of `build_app`, driven by Faust's test_context (no broker), with the harness's stand-ins."""
+def test_the_faust_agent_scores_what_the_consumer_fetched_in_batches_and_acks_it(tmp_path) -> None:
+    """The real agent of `build_app`, driven by Faust's test_context (no broker), with the harness's stand-ins.
+
+    The consumer's fetches are put in the app's input buffer as `BulkInputConsumer` puts them.
+    """
     from stream_scorer.app import build_app
+    from stream_scorer.bulk_input import Fetched
 
     harness = Harness()
-    settings = Settings(_env_file=None, data_dir=tmp_path, scorer_batch_size=4, scorer_batch_window_s=0.05)
+    settings = Settings(_env_file=None, data_dir=tmp_path, scorer_batch_size=4, topic_transactions="tx-in")
     scorer_app = build_app(settings, metrics=harness.metrics)
-    scorer = scorer_app.scorer
+    app, scorer = scorer_app.app, scorer_app.scorer
     scorer.state, scorer.profiles, scorer.pusher = harness.state, harness.scorer.profiles, harness.scorer.pusher
     scorer.predictor, scorer.send_scores = harness.scorer.predictor, harness.scorer.send_scores
     scorer.send_dead_letters = harness.scorer.send_dead_letters
+    values = [encode(make_transaction(n), "tests") for n in range(10)]
+    fetches = [[Record(key, value, [], "tx-in", 0, offset, 0.0) for offset, (key, value, _) in enumerate(values[:6])],
+               [Record(key, value, [], "tx-in", 0, offset + 6, 0.0) for offset, (key, value, _) in enumerate(values[6:])]
+               + [Record(b"user_1", b"not an event", [], "tx-in", 0, 10, 0.0)]]
+    consumer = app.consumer
 
     async def drive() -> None:
-        async with scorer_app.agent.test_context() as agent:
-            for n in range(10):
-                key, value, _ = encode(make_transaction(n), "tests")
-                await agent.put(value, key=key)
-            await agent.put(b"not an event", key=b"user_1")
+        async with scorer_app.agent.test_context():
+            for records in fetches:
+                await app.inputs.put(Fetched(app.consumer_generation_id, records))
             for _ in range(100):
-                if len(harness.sent_scores) == 10 and harness.sent_dead:
+                if len(harness.sent_scores) == 10 and harness.sent_dead and not app.inputs.size:
                     break
                 await asyncio.sleep(0.05)
+            await app.inputs.wait_idle()
 
     asyncio.run(drive())
     assert sorted(decode(v, Score).transaction_id for _, v, _ in harness.sent_scores) == sorted(f"tx-test-{n}" for n in range(10))
     assert [v for _, v, _ in harness.sent_dead] == [b"not an event"]
     assert harness.count("fraud_scorer_batch_size_count") >= 3  # 11 records in batches of at most 4
     assert harness.count("fraud_scorer_batch_size_sum") == 11
+    assert sorted(consumer._acked[TP("tx-in", 0)]) == list(range(11))  # every offset acked, once, after its outcome
 
 
 def test_redelivered_records_whose_scores_are_out_are_skipped() -> None:
