@@ -87,7 +87,13 @@ def apply_and_materialize(settings: Settings, start: datetime, end: datetime, st
     objects = feast_objects(settings)
     store.apply(objects)
     # Materialize is exclusive of nothing we want: pad the window so its first and last rows count.
-    store.materialize(start_date=start - timedelta(seconds=1), end_date=end + timedelta(seconds=1))
+    padded_start, padded_end = start - timedelta(seconds=1), end + timedelta(seconds=1)
+    if store.config.online_store.type == "sqlite":  # Feast's writer stores a value per execute: too slow at 1M users
+        from fraud.online_load import materialize_sqlite
+
+        materialize_sqlite(store, padded_start, padded_end)
+    else:
+        store.materialize(start_date=padded_start, end_date=padded_end)
     names = [getattr(obj, "name", type(obj).__name__) for obj in objects]
     log.info("applied %s; materialized %s .. %s", ", ".join(names), start, end)
     return MaterializeResult(names, start, end)
