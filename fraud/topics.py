@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-import time
-
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import TopicPartition as AsyncTopicPartition
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
-from kafka.consumer.fetcher import ConsumerRecord
 
 from fraud.errors import FraudError
 from fraud.settings import Settings
+
+_FETCH_BYTES = 16 << 20  # per partition and request, when reading a range: large batches, few round trips
 
 
 def partitions_of(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -60,28 +65,74 @@ def offsets_since(settings: Settings, topic: str, since_ms: int) -> dict[int, in
         return {tp.partition: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
 
 
-def read_between(settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]) -> Iterator[ConsumerRecord]:
-    """Every record of ``topic`` from the ``start`` bookmark up to (not including) the ``end`` one.
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the product's asyncio Kafka clients (aiokafka, Faust), or None without TLS."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
 
-    A partition is done when the consumer's position reaches its end offset, so offsets
-    that hold no record (transaction markers, compaction) are passed over, not waited for.
+
+def aiokafka_config(settings: Settings) -> dict:
+    """`Settings.kafka_client_config` in aiokafka's spelling (an SSL context instead of a CA file)."""
+    config = settings.kafka_client_config()
+    config.pop("ssl_cafile", None)
+    if (context := ssl_context(settings)) is not None:
+        config["ssl_context"] = context
+    config["bootstrap_servers"] = ",".join(config["bootstrap_servers"])
+    return config
+
+
+async def read_range(settings: Settings, topic: str, start: dict[int, int], end: dict[int, int] | None = None,
+                     patience_s: float = 10.0) -> AsyncIterator[tuple[int, list]]:
+    """Every record of ``topic`` from the ``start`` bookmark up to (not including) the ``end`` one, a fetch at a time.
+
+    Yields (partition, records) as aiokafka fetches them, each list in offset order. ``end``
+    defaults to the end offsets as the read begins; a partition missing from ``start`` is
+    read from its beginning. A partition is done when the consumer's position reaches its
+    end, so offsets that hold no record (transaction markers, compaction) are passed over,
+    not waited for. Fetches are large (16 MB per partition): this is the bulk path, for the
+    worker's table fill and for holes, and for every tool that reads a range.
     """
-    with _reader(settings) as consumer:
-        wanted = {TopicPartition(topic, p): stop for p, stop in end.items() if stop > start.get(p, 0)}
+    if end is None:
+        end = await asyncio.to_thread(end_offsets, settings, topic)  # none for a topic that does not exist
+    wanted = {AsyncTopicPartition(topic, p): stop for p, stop in end.items() if stop > start.get(p, 0)}
+    if not wanted:
+        return
+    consumer = AIOKafkaConsumer(**aiokafka_config(settings), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=_FETCH_BYTES,
+                                fetch_max_bytes=4 * _FETCH_BYTES)
+    await consumer.start()
+    try:
         consumer.assign(list(wanted))
         for tp in wanted:
             consumer.seek(tp, start.get(tp.partition, 0))
         while wanted:
-            batch = consumer.poll(timeout_ms=10_000)
-            for tp, records in batch.items():
-                yield from (record for record in records if record.offset < wanted.get(tp, -1))
-            done = [tp for tp, stop in wanted.items() if consumer.position(tp) >= stop]
-            if not batch and not done:
-                missing = {tp.partition: (consumer.position(tp), stop) for tp, stop in wanted.items()}
-                raise FraudError(f"records of {topic} did not arrive within 10 s (partition: (position, end)) {missing}")
+            fetched = await consumer.getmany(*wanted, timeout_ms=int(patience_s * 1000), max_records=50_000)
+            for tp, records in fetched.items():
+                inside = [record for record in records if record.offset < wanted.get(tp, -1)]
+                if inside:
+                    yield tp.partition, inside
+            done = [tp for tp, stop in wanted.items() if await consumer.position(tp) >= stop]
+            if not fetched and not done:
+                missing = {tp.partition: (await consumer.position(tp), stop) for tp, stop in wanted.items()}
+                raise FraudError(f"records of {topic} did not arrive within {patience_s:g} s "
+                                 f"(partition: (position, end)) {missing}")
             for tp in done:
                 del wanted[tp]
-            consumer.pause(*done)
+            if done and wanted:
+                consumer.pause(*done)
+    finally:
+        await asyncio.sleep(0)  # aiokafka's coordinator task, cancelled on stop before it ever ran, would raise there
+        await consumer.stop()
+
+
+def read_between(settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]) -> list[ConsumerRecord]:
+    """`read_range` for code outside an event loop: every record of the range, in the order of their timestamps
+    (ties by partition and offset), so a read across partitions comes out the same every time."""
+    async def collect() -> list[ConsumerRecord]:
+        return [record async for _, records in read_range(settings, topic, start, end) for record in records]
+
+    return sorted(asyncio.run(collect()), key=lambda record: (record.timestamp, record.partition, record.offset))
 
 
 class TopicTail:

@@ -7,9 +7,9 @@ several side by side; `python -m stream_scorer` / `fraud worker` run one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +23,16 @@ from faust.exceptions import ConsumerNotStarted
 
 from fraud.events import KafkaRecord
 from fraud.settings import Settings
+from fraud.topics import ssl_context
 from stream_scorer.backpressure import Abandoned
 from stream_scorer.batch import Record
-from stream_scorer.bulk_input import BulkInputConsumer, Fetched, InputBuffer
+from stream_scorer.bulk_input import BulkInputConsumer, InputBuffer
 from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
-from stream_scorer.offsets import Hole, OffsetGuard, in_offset_order, read_holes
+from stream_scorer.offsets import Delivery, Hole, OffsetGuard, in_offset_order, read_holes
 from stream_scorer.predictor_client import PredictorClient
-from stream_scorer.scorer import BatchScorer
+from stream_scorer.scorer import BatchScorer, Prepared
 from stream_scorer.table_disk import changelog_topic_id, remember
 from stream_scorer.table_fill import fill_empty_table
 
@@ -50,6 +51,23 @@ class ScorerApp:
 
 
 _PARTITIONER = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _hash_index(key: bytes, count: int) -> int:
+    """The producers' partition index of ``key`` (murmur2, as Java and kafka-python hash it), remembered.
+
+    aiokafka's murmur2 is pure Python, and each event's key was hashed three times (its score,
+    its user's state on send, and on read); keys are users, who come back.
+    """
+    return _PARTITIONER(key, range(count), range(count))
+
+
+def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
+    """The partition, of ``partitions`` (sorted), a producer sends ``key`` to; a random one for no key."""
+    if key is None:
+        return _PARTITIONER(key, partitions, partitions)
+    return partitions[_hash_index(key, len(partitions))]
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,7 @@ async def queue_partition_batches(producer: AIOKafkaProducer, topic: str, messag
     sent = []
     for message in messages:
         key, value, headers = message
-        partition = _PARTITIONER(key, partitions, partitions)
+        partition = partition_for(key, partitions)
         batch, batch_messages = open_batches.get(partition, (None, []))
         if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
             if batch is not None:  # full: send it and start the next one
@@ -107,9 +125,7 @@ async def queue_partition_batches(producer: AIOKafkaProducer, topic: str, messag
 def faust_broker_options(settings: Settings) -> dict:
     """Faust's spelling of the product's Kafka connection settings."""
     options: dict = {"broker": ";".join(f"kafka://{address}" for address in settings.kafka_bootstrap.split(","))}
-    context = None
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    context = ssl_context(settings)
     if settings.kafka_sasl_mechanism:
         password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
         options["broker_credentials"] = faust.SASLCredentials(
@@ -187,29 +203,43 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
 
     @app.agent(name="score-transactions")
     async def score_transactions(stream: faust.StreamT) -> None:
-        """Score the input a batch at a time, as the consumer fetched it (`stream_scorer.bulk_input`)."""
+        """Score the input a batch at a time, as the consumer fetched it (`stream_scorer.bulk_input`).
+
+        A batch is prepared while the one before it is published (`BatchScorer.prepare_overlapped`);
+        each is published, and its offsets acked, only after the one before it.
+        """
+        publishing: asyncio.Future | None = None  # the previous batch: published, saved, then acked
         while True:
             fetched = await inputs.take(settings.scorer_batch_size)
             try:
-                if not await score(fetched):
+                if fetched.generation != app.consumer_generation_id:
+                    await inputs.done()  # a rebalance passed these partitions on: their next owner reads them
+                    continue
+                delivery = guard.take(fetched.records, fetched.generation, app.consumer.committed_offset)
+                records = fetched.records
+                if delivery.holes:
+                    records = in_offset_order(records, await fill(delivery.holes))
+                prepared = await scorer.prepare_overlapped(records)
+                if publishing is not None and not await publishing:
+                    await inputs.done()
                     return  # the worker stops
-            finally:
+            except Abandoned:  # the worker stops while the batch waits for a dependency: never acked, read again
                 await inputs.done()
+                return
+            except BaseException:
+                await inputs.done()
+                raise
+            publishing = asyncio.ensure_future(finish(prepared, records, delivery, fetched.generation))
 
-    async def score(fetched: Fetched) -> bool:
-        """Give every record of the batch an outcome, then ack its offsets; False if the worker stopped meanwhile."""
-        consumer = app.consumer
-        if fetched.generation != app.consumer_generation_id:
-            return True  # a rebalance passed these partitions on: their next owner reads them
-        delivery = guard.take(fetched.records, fetched.generation, consumer.committed_offset)
-        records = fetched.records
+    async def finish(prepared: Prepared | None, records: list[Record], delivery: Delivery, generation: int) -> bool:
+        """Give every record of the batch its outcome, then ack its offsets; False if the worker stopped meanwhile."""
         try:
-            if delivery.holes:
-                records = in_offset_order(records, await fill(delivery.holes))
-            await scorer.settle(records)
-        except Abandoned:  # the worker stops while the batch waits for a dependency: never acked, read again
+            await scorer.publish_prepared(prepared, records)
+            app.consumer.ack_ranges(delivery.spans, generation)
+        except Abandoned:  # never acked: the next worker reads the batch again
             return False
-        consumer.ack_ranges(delivery.spans, fetched.generation)
+        finally:
+            await inputs.done()  # after the ack: a rebalance or a stop waiting for this batch then commits it
         for partition, (_, end) in delivery.spans.items():
             next_offsets[partition] = end
         update_lag()
@@ -221,7 +251,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
             log.warning("partition %d: offsets %d to %d were not delivered; reading them from the broker",
                         hole.partition, hole.start, hole.end - 1)
         filled = await scorer.backpressure.run(
-            lambda: asyncio.to_thread(read_holes, settings, settings.topic_transactions, holes))
+            lambda: read_holes(settings, settings.topic_transactions, holes))
         metrics.skipped_read_again.inc(len(filled))
         return filled
 
@@ -239,12 +269,12 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     async def warm_up() -> None:
         await app.tables.recovery.completed.wait()
         await app.dependencies_opened()
-        if on_disk:
-            await remember_changelog(settings, table.changelog_topic.get_topic_name())
         # Everything loaded so far (modules, Feast, the recovered table) lives as long as the worker:
         # out of the collector's sight, full collections stay short and p99 latency with them.
         gc.collect()
         gc.freeze()
+        if on_disk:  # seconds on a busy machine, while the worker already scores: after the collection
+            await remember_changelog(settings, table.changelog_topic.get_topic_name())
         metrics.set_consuming()
         log.info("Feast store open; scoring %s -> %s with %s", settings.topic_transactions, settings.topic_scores,
                  settings.predictor_url)
@@ -348,6 +378,9 @@ class TableStates:
     def get(self, user_id: str) -> dict | None:
         return self.table.data.get(user_id.encode())
 
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, dict | None]:
+        return {user_id: self.get(user_id) for user_id in user_ids}
+
     async def save(self, states: dict[str, dict]) -> None:
         records = [(user_id.encode(), orjson.dumps(state), []) for user_id, state in states.items()]
         topic = self.table.changelog_topic.get_topic_name()
@@ -374,8 +407,20 @@ class RocksDBTableStates(TableStates):
 
     def get(self, user_id: str) -> dict | None:
         key = user_id.encode()
-        value = self._db(_PARTITIONER(key, self._partitions, self._partitions)).get(key)
+        value = self._db(partition_for(key, self._partitions)).get(key)
         return None if value is None else orjson.loads(value)
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, dict | None]:
+        """One multi-get per partition's DB."""
+        keys: dict[int, list[bytes]] = {}
+        for user_id in user_ids:
+            key = user_id.encode()
+            keys.setdefault(partition_for(key, self._partitions), []).append(key)
+        found: dict[str, dict | None] = {}
+        for partition, wanted in keys.items():
+            for key, value in zip(wanted, self._db(partition).get(wanted), strict=True):
+                found[key.decode()] = None if value is None else orjson.loads(value)
+        return found
 
     def keep(self, states: dict[str, dict], sent: list[SentBatch]) -> None:
         """Write each partition's acknowledged states, and the changelog offset they reach, to its DB."""

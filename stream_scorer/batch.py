@@ -35,6 +35,12 @@ class Record:
     timestamp_s: float  # the record's Kafka timestamp: when the event entered Kafka
 
 
+def from_consumer_records(records: Iterable) -> list[Record]:
+    """Kafka clients' ConsumerRecords (aiokafka's, kafka-python's) as `Record`s."""
+    return [Record(r.key, r.value, list(r.headers or []), r.topic, r.partition, r.offset, r.timestamp / 1000.0)
+            for r in records]
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A record that is not a valid transaction: its original bytes and why, for `transactions-dlq`."""

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
 
-from stream_scorer.batch import Record
+from stream_scorer.batch import Record, from_consumer_records
 
 
 @dataclass(frozen=True)
@@ -112,12 +112,6 @@ class InputBuffer:
             await self._changed.wait_for(lambda: self._in_flight == 0)
 
 
-def to_records(records: Iterable) -> list[Record]:
-    """aiokafka's ConsumerRecords as the scorer's `Record`s."""
-    return [Record(r.key, r.value, list(r.headers), r.topic, r.partition, r.offset, r.timestamp / 1000.0)
-            for r in records]
-
-
 class BulkInputConsumer(Consumer):
     """Faust's aiokafka consumer, with the input topic's records handed over in bulk (see the module docstring)."""
 
@@ -193,7 +187,7 @@ class BulkInputConsumer(Consumer):
                 if fresh:
                     self._read_offset[tp] = fresh[-1].offset
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    inputs += to_records(fresh)
+                    inputs += from_consumer_records(fresh)
                 continue
             for record in tp_records:
                 await self._deliver_one(tp, record)

@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kafka.errors import KafkaError
+from aiokafka.errors import KafkaError
 
 from fraud.errors import FraudError
 from fraud.settings import Settings
-from fraud.topics import read_between
-from stream_scorer.batch import Record
+from fraud.topics import read_range
+from stream_scorer.batch import Record, from_consumer_records
 from stream_scorer.faults import TransientFault
 
 
@@ -82,7 +82,7 @@ class OffsetGuard:
         return delivery
 
 
-def read_holes(settings: Settings, topic: str, holes: Sequence[Hole]) -> list[Record]:
+async def read_holes(settings: Settings, topic: str, holes: Sequence[Hole]) -> list[Record]:
     """The records of ``topic`` inside ``holes``, read from the broker; a failure to read is a TransientFault.
 
     A hole may hold fewer records than offsets (transaction markers): then fewer come back.
@@ -93,12 +93,11 @@ def read_holes(settings: Settings, topic: str, holes: Sequence[Hole]) -> list[Re
         start[hole.partition] = min(hole.start, start.get(hole.partition, hole.start))
         end[hole.partition] = max(hole.end, end.get(hole.partition, hole.end))
     try:
-        found = list(read_between(settings, topic, start, end))
-    except (FraudError, KafkaError) as error:
+        found = [record async for _, fetched in read_range(settings, topic, start, end) for record in fetched]
+    except (FraudError, KafkaError, OSError) as error:
         raise TransientFault("kafka", f"reading skipped records of {topic} failed: {error}") from error
     inside = [r for r in found if any(h.partition == r.partition and h.start <= r.offset < h.end for h in holes)]
-    return [Record(r.key, r.value, list(r.headers or []), r.topic, r.partition, r.offset, r.timestamp / 1000)
-            for r in inside]
+    return from_consumer_records(inside)
 
 
 def in_offset_order(batch: Sequence[Record], filled: Sequence[Record]) -> list[Record]:

@@ -14,7 +14,15 @@ a dead letter. Transient faults (Kafka, the predictor's transport or 5xx, Feast)
 are retried in place by `Backpressure`, which pauses consumption while they last.
 Any other exception is met by `settle`: it splits the batch until the record that
 raises is alone, and dead-letters it with the exception. The agent acks a batch's
-offsets only after `settle` returns.
+offsets only after it has its outcome.
+
+Steps 1-4 (`prepare`) and 5-7 (`publish`) overlap across batches: while batch N
+waits for Kafka to acknowledge its scores and its state, batch N+1 is prepared
+(`prepare_overlapped`) on the users' states as N leaves them (`unsaved`, kept until
+N's state is saved). Batches are still published, and their state saved, one after
+the other in order (`publish_prepared`). If N's publish fails, the states it
+prepared are forgotten (`epoch`), and N and every batch prepared on them are
+settled again from the table.
 
 The Kafka and Faust specifics (sending, the table) come in
 as plain callables and a `UserStates`, so the unit tests can drive this class alone.
@@ -52,12 +60,18 @@ class UserStates(Protocol):
 
     def get(self, user_id: str) -> dict | None: ...
 
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, dict | None]:
+        """Each user's state (None for a user without one), read in one go."""
+
     async def save(self, states: dict[str, dict]) -> None:
         """Store these users' new states; durable when it returns."""
 
 
 class DictStates(dict):
     """UserStates in a plain dict: for tests and tools that need no durability."""
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, dict | None]:
+        return {user_id: self.get(user_id) for user_id in user_ids}
 
     async def save(self, states: dict[str, dict]) -> None:
         self.update(states)
@@ -86,6 +100,18 @@ class ScoredRows:
     prediction: Prediction
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch scored and ready to publish (steps 1-4): what `BatchScorer.publish` sends and saves."""
+
+    records: Sequence[Record]
+    dead: list[DeadLetter]
+    messages: list[KafkaRecord]
+    scored: ScoredRows | None
+    states: dict[str, dict]  # the users' new states, not yet saved
+    epoch: int = 0  # `BatchScorer.epoch` as it was prepared; an older one was prepared on states now forgotten
+
+
 class BatchScorer:
     """Scores micro-batches; see the module docstring for the steps."""
 
@@ -107,6 +133,10 @@ class BatchScorer:
                                          on_wait=self._on_wait)
         self.feature_names: list[str] | None = None  # the served model's column order, asked once
         self.limits = TransactionLimits.from_settings(settings)
+        # States of prepared batches whose publishing is not done yet: the next batch is prepared on them.
+        self.unsaved: dict[str, dict] = {}
+        self.epoch = 0  # moves on when `unsaved` is forgotten (a publish failed and its batch is settled again)
+        self._preparing = asyncio.Lock()  # an overlapped prepare never runs beside a batch settled again
 
     async def settle(self, records: Sequence[Record]) -> None:
         """Give every record an outcome (score or dead letter); only cancellation leaves without one."""
@@ -120,6 +150,8 @@ class BatchScorer:
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - an unexpected error must not stop scoring: isolate its record
+            self.unsaved.clear()  # what the failed attempt prepared was not saved: the halves start from the table
+            self.epoch += 1
             if len(records) > 1:
                 log.warning("a batch of %d failed (%s: %s): isolating the record", len(records), type(error).__name__, error)
                 middle = len(records) // 2
@@ -132,24 +164,74 @@ class BatchScorer:
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Score ``records``: see the module docstring. Raises only what `settle` must isolate."""
+        return await self.publish(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[Record]) -> Prepared:
+        """Steps 1-4: validate, read state and profiles, compute features, ask the predictor; nothing is sent."""
         valid, dead = split_valid(records, self.limits)
-        saved = {user: self.state.get(user) for user in users_of(t for _, t in valid)}
+        users = users_of(t for _, t in valid)
+        saved = self.state.get_many([user for user in users if user not in self.unsaved])
+        saved.update((user, self.unsaved[user]) for user in users if user in self.unsaved)
         valid = self._without_redeliveries(valid, saved)
         scored, refused = await self._score(valid, saved)
         dead += refused
-        await self._dead_letter(dead)
         if scored is None:
-            return BatchOutcome([], dead)
+            return Prepared(records, dead, [], None, {}, self.epoch)
         messages = score_messages(score_columns(scored.valid, scored.features, scored.prediction, self.settings.model_name),
                                   self.settings.scorer_source)
-        await self.backpressure.run(lambda: self.send_scores(messages))
-        self._observe_published(scored.valid, len(messages))
-        self.pusher.submit(latest_per_user([t for _, t in scored.valid], scored.features))
         last_positions = {t.user_id: [record.partition, record.offset] for record, t in scored.valid}
-        # Only now: a batch that never got scored changes no state.
         states = {user: scored.activity[user].to_dict() | {POSITION_KEY: position} for user, position in last_positions.items()}
-        await self.backpressure.run(lambda: self.state.save(states))
-        return BatchOutcome(messages, dead)
+        self.unsaved.update(states)
+        return Prepared(records, dead, messages, scored, states, self.epoch)
+
+    async def publish(self, prepared: Prepared) -> BatchOutcome:
+        """Steps 5-7: dead letters, then scores, then (once Kafka has the scores) the users' new state."""
+        await self._dead_letter(prepared.dead)
+        if prepared.scored is None:
+            return BatchOutcome([], prepared.dead)
+        await self.backpressure.run(lambda: self.send_scores(prepared.messages))
+        self._observe_published(prepared.scored.valid, len(prepared.messages))
+        self.pusher.submit(latest_per_user([t for _, t in prepared.scored.valid], prepared.scored.features))
+        # Only now: a batch that never got scored changes no state.
+        await self.backpressure.run(lambda: self.state.save(prepared.states))
+        for user, state in prepared.states.items():
+            if self.unsaved.get(user) is state:  # not since replaced by a later batch's
+                del self.unsaved[user]
+        return BatchOutcome(prepared.messages, prepared.dead)
+
+    async def prepare_overlapped(self, records: Sequence[Record]) -> Prepared | None:
+        """`prepare`, while the previous batch may still be publishing; None if it raised (settle the batch instead)."""
+        async with self._preparing:
+            self.metrics.events_in.inc(len(records))
+            self.metrics.batch_size.observe(len(records))
+            try:
+                return await self.prepare(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - `settle_again` isolates the record that raises
+                log.warning("preparing a batch of %d failed (%s: %s); it is settled on its own", len(records),
+                            type(error).__name__, error)
+                return None
+
+    async def publish_prepared(self, prepared: Prepared | None, records: Sequence[Record]) -> None:
+        """Give every record of a batch `prepare_overlapped` gave an outcome: publish it, or settle it again.
+
+        Call in batch order, each after the previous returned. A batch prepared on states that were
+        since forgotten, or whose publish fails, is settled again from the saved states alone.
+        """
+        if prepared is not None and prepared.epoch == self.epoch:
+            try:
+                await self.publish(prepared)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - settled again below, the record that raises isolated
+                log.warning("publishing a batch of %d failed (%s: %s); it is settled again", len(records),
+                            type(error).__name__, error)
+        async with self._preparing:
+            self.unsaved.clear()  # states of batches not published: the next batches are prepared again
+            self.epoch += 1
+            await self._settle(records)
 
     async def _score(self, valid: Valid, saved: dict) -> tuple[ScoredRows | None, list[DeadLetter]]:
         """Features and scores of ``valid``; rows that cannot be scored come back as dead letters instead."""

@@ -24,13 +24,10 @@ from collections.abc import Callable
 
 import faust
 import rocksdict
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.helpers import create_ssl_context
-
 from fraud.settings import Settings
+from fraud.topics import read_range
 
 log = logging.getLogger(__name__)
-_FETCH_BYTES = 16 << 20  # per partition and request: large batches, few round trips
 
 
 async def fill_empty_table(settings: Settings, table: faust.types.TableT) -> int:
@@ -41,7 +38,7 @@ async def fill_empty_table(settings: Settings, table: faust.types.TableT) -> int
     topic = table.changelog_topic.get_topic_name()
     began = time.perf_counter()
     try:
-        written = await copy_changelog(aiokafka_config(settings), topic, table.partitions, store._db_for_partition,
+        written = await copy_changelog(settings, topic, store._db_for_partition,
                                        store.offset_key)
     except Exception as error:  # noqa: BLE001 - aiokafka's errors; each write holds its offset, so Faust goes on from there
         log.warning("filling the empty table directory from %s failed (%s: %s); Faust's recovery reads the rest",
@@ -52,30 +49,13 @@ async def fill_empty_table(settings: Settings, table: faust.types.TableT) -> int
     return written
 
 
-async def copy_changelog(config: dict, topic: str, partitions: int, db_for: Callable[[int], rocksdict.Rdict],
+async def copy_changelog(settings: Settings, topic: str, db_for: Callable[[int], rocksdict.Rdict],
                          offset_key: bytes) -> int:
-    """Copy every record of ``topic`` (``partitions`` of them, as Faust made it) into its partition's DB (``db_for``),
-    each batch with the offset it reaches."""
-    consumer = AIOKafkaConsumer(**config, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=_FETCH_BYTES, fetch_max_bytes=4 * _FETCH_BYTES)
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():
-            return 0  # the first start of all: nothing written yet
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        if not remaining:
-            return 0
-        consumer.assign(sorted(remaining))
-        await consumer.seek_to_beginning(*remaining)
-        written = 0
-        while remaining:
-            for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).items():
-                written += _write(db_for(tp.partition), records, offset_key)
-            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-        return written
-    finally:
-        await consumer.stop()
+    """Copy every record of ``topic`` into its partition's DB (``db_for``), each fetch with the offset it reaches."""
+    written = 0
+    async for partition, records in read_range(settings, topic, start={}):
+        written += _write(db_for(partition), records, offset_key)
+    return written
 
 
 def _write(db: rocksdict.Rdict, records: list, offset_key: bytes) -> int:
@@ -89,13 +69,3 @@ def _write(db: rocksdict.Rdict, records: list, offset_key: bytes) -> int:
     batch.put(offset_key, str(records[-1].offset).encode())
     db.write(batch)
     return len(records)
-
-
-def aiokafka_config(settings: Settings) -> dict:
-    """`Settings.kafka_client_config` in aiokafka's spelling (an SSL context instead of a CA file)."""
-    config = settings.kafka_client_config()
-    cafile = config.pop("ssl_cafile", None)
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        config["ssl_context"] = create_ssl_context(cafile=cafile)
-    config["bootstrap_servers"] = ",".join(config["bootstrap_servers"])
-    return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from kafka import KafkaProducer
@@ -21,7 +22,7 @@ def test_the_records_inside_the_holes_come_back_with_their_key_value_headers_and
     producer.flush()
     producer.close()
 
-    found = read_holes(kafka_settings, topic, [Hole(0, 2, 5), Hole(0, 7, 9), Hole(1, 0, 1)])
+    found = asyncio.run(read_holes(kafka_settings, topic, [Hole(0, 2, 5), Hole(0, 7, 9), Hole(1, 0, 1)]))
 
     assert [(r.partition, r.offset) for r in found] == [(0, 2), (0, 3), (0, 4), (0, 7), (0, 8), (1, 0)]
     third = found[0]  # partition 0 holds n = 0, 2, 4, ...: offset 2 is n = 4
@@ -41,7 +42,7 @@ def test_offsets_that_hold_only_transaction_markers_are_passed_over_not_waited_f
         producer.commit_transaction()
     producer.close()
 
-    found = read_holes(kafka_settings, topic, [Hole(0, 0, 6)])
+    found = asyncio.run(read_holes(kafka_settings, topic, [Hole(0, 0, 6)]))
 
     assert [r.value for r in found] == [b"v0", b"v1", b"v2"]
     assert [r.offset for r in found] == [0, 2, 4]  # 1, 3 and 5 are the markers

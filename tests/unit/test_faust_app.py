@@ -36,3 +36,20 @@ def test_the_dependencies_begin_opening_as_the_app_starts_not_after_the_tables_r
 
     asyncio.run(start_then_wait())
     assert opened == ["began", "open"]
+
+
+def test_the_rocksdb_table_reads_many_users_at_once_each_from_its_partition_s_db(tmp_path) -> None:
+    import orjson
+    from aiokafka.partitioner import DefaultPartitioner
+
+    app = build_app(Settings(_env_file=None, data_dir=tmp_path, scorer_table_store="rocksdb"))
+    states = app.scorer.state
+    stored = {f"user_{n}": {"count": n} for n in range(40)}
+    for user_id, state in stored.items():
+        key = user_id.encode()
+        partition = DefaultPartitioner()(key, list(range(6)), list(range(6)))  # the producers' murmur2
+        states._db(partition)[key] = orjson.dumps(state)
+
+    wanted = [*stored, "user_unknown"]
+    assert states.get_many(wanted) == {**stored, "user_unknown": None}
+    assert {user_id: states.get(user_id) for user_id in wanted} == {**stored, "user_unknown": None}

@@ -395,3 +395,66 @@ def test_a_record_that_comes_twice_in_one_batch_is_scored_once() -> None:
     assert [s.transaction_id for s in outcome.scores] == ["tx-test-0", "tx-test-1", "tx-test-2"]
     assert outcome.scores[0].features["history_count"] == 0.0
     assert UserActivity.from_dict(harness.state["user_0"]).count == 1
+
+
+def _features_by_id(messages) -> dict[str, dict]:
+    return {score.transaction_id: score.features for score in (decode(v, Score) for _, v, _ in messages)}
+
+
+def _two_batches() -> tuple[list[Record], list[Record]]:
+    """Seven users each in both batches, amounts varying, so the second batch's features depend on the first's state."""
+    first = [good(n, amount=10.0 + n) for n in range(14)]
+    second = [good(n, amount=30.0 + n) for n in range(14, 28)]
+    return first, second
+
+
+def _overlapped(harness: Harness, first: list[Record], second: list[Record]) -> None:
+    """The agent's order: prepare the second batch while the first publishes, then publish the second."""
+    scorer = harness.scorer
+
+    async def run() -> None:
+        prepared_first = await scorer.prepare_overlapped(first)
+        publishing = asyncio.ensure_future(scorer.publish_prepared(prepared_first, first))
+        prepared_second = await scorer.prepare_overlapped(second)
+        await publishing
+        await scorer.publish_prepared(prepared_second, second)
+
+    asyncio.run(run())
+
+
+def test_a_batch_prepared_while_the_one_before_publishes_scores_as_if_one_after_the_other() -> None:
+    first, second = _two_batches()
+    sequential, overlapped = Harness(), Harness()
+    sequential.run(first)
+    sequential.run(second)
+    _overlapped(overlapped, first, second)
+    assert _features_by_id(overlapped.sent_scores) == _features_by_id(sequential.sent_scores)
+    assert len(overlapped.sent_scores) == 28
+    assert dict(overlapped.state) == dict(sequential.state) and overlapped.scorer.unsaved == {}
+
+
+def _refusing_to_send(harness: Harness, transaction_id: str) -> None:
+    """The harness's score sender raises (a bug, not an outage) for any batch holding ``transaction_id``."""
+    sends = harness.scorer.send_scores
+
+    async def send(messages) -> None:
+        if any(decode(v, Score).transaction_id == transaction_id for _, v, _ in messages):
+            raise RuntimeError(f"a bug in the send path, hit by {transaction_id}")
+        await sends(messages)
+
+    harness.scorer.send_scores = send
+
+
+def test_when_a_publish_fails_the_next_batch_prepared_on_its_states_is_settled_again_and_nothing_is_lost() -> None:
+    first, second = _two_batches()
+    sequential, overlapped = Harness(), Harness()
+    for harness in (sequential, overlapped):
+        _refusing_to_send(harness, "tx-test-3")  # its batch is split until it is alone, and dead-lettered
+    asyncio.run(sequential.scorer.settle(first))
+    asyncio.run(sequential.scorer.settle(second))
+    _overlapped(overlapped, first, second)
+    # The second batch was prepared on user_3's state with tx-test-3 in it; published as prepared, its
+    # features would count a transaction that only has a dead letter.
+    assert _features_by_id(overlapped.sent_scores) == _features_by_id(sequential.sent_scores)
+    assert len(overlapped.sent_scores) == 27 and len(overlapped.sent_dead) == 1
+    assert dict(overlapped.state) == dict(sequential.state) and overlapped.scorer.unsaved == {}
