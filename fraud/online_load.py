@@ -58,7 +58,8 @@ def latest_rows(store, view, start: datetime, end: datetime) -> pa.Table:
 def write_rows(store, view, latest: pa.Table) -> None:
     """Upsert the rows of ``latest`` into the view's table in entity key order, a chunk of users per transaction.
 
-    In key order SQLite appends to its B-trees instead of splitting pages all over them: twice as fast here.
+    In key order SQLite appends to its B-trees rather than splitting pages all over them (3 million rows: 13.9 s
+    instead of 16.6 here).
     """
     table = _table_id(store.project, view, store.config.registry.enable_online_feature_view_versioning)
     connection = store._get_provider().online_store._get_conn(store.config)
@@ -68,6 +69,7 @@ def write_rows(store, view, latest: pa.Table) -> None:
     keys = _entity_keys(store, view, latest)
     order = sorted(range(len(keys)), key=keys.__getitem__)
     latest, keys = latest.take(order), [keys[row] for row in order]
+
     def rows_at(offset: int) -> list[tuple[Any, ...]]:
         return list(_rows_of(view, latest.slice(offset, CHUNK_USERS), keys[offset:offset + CHUNK_USERS]))
 
