@@ -85,3 +85,15 @@ def test_training_sets_come_from_spark_with_train_and_valid_sampled_and_test_who
     expected = table[table["split"] == "test"].sort_values(["event_timestamp", "user_id"], kind="stable")
     assert np.allclose(test["amount"].sort_values(), expected["amount"].sort_values())
     assert test["fraud"].sum() == expected["fraud"].sum()
+
+
+def test_the_test_split_is_sampled_down_to_its_cap_before_the_join(
+        store, prepared: tuple[Settings, PrepResult], tmp_path) -> None:
+    from training_pipeline.training_data import build_training_sets
+
+    settings, result = prepared
+    capped = settings.model_copy(update={"test_max_rows": 2000})
+    frames = {split: pd.read_parquet(path) for split, path in build_training_sets(capped, out_dir=tmp_path).items()}
+    assert result.rows_per_split["test"] > 4000 and 1600 < len(frames["test"]) < 2400
+    assert len(frames["train"]) >= result.rows_per_split["train"]  # below FRAUD_TRAIN_MAX_ROWS: whole
+    assert list(frames["test"].columns) == [*FEATURE_NAMES, "fraud"] and not frames["test"].isna().any().any()
