@@ -154,6 +154,14 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
         )
     )
 
+    if "://" not in out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    profile_path, features_path, manifest_path = (f"{out}/{name}" for name in (
+        "user_profile.parquet", "transaction_features.parquet", "manifest.json"))
+    profile.write.mode("overwrite").parquet(profile_path)
+    # The join below reads the written profiles back rather than computing every user's median a second time.
+    profile = spark.read.parquet(profile_path)
+
     # History strictly before each transaction: frames end one row before the current one.
     in_user_order = Window.partitionBy("user_id").orderBy("event_time", "transaction_id")
     before = in_user_order.rowsBetween(Window.unboundedPreceding, -1)
@@ -194,11 +202,6 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
     )
     features = inputs.mapInPandas(_features_of_batches, schema).withColumn("created_timestamp", F.lit(created))
 
-    if "://" not in out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    profile_path, features_path, manifest_path = (f"{out}/{name}" for name in (
-        "user_profile.parquet", "transaction_features.parquet", "manifest.json"))
-    profile.write.mode("overwrite").parquet(profile_path)
     features.write.mode("overwrite").parquet(features_path)
     counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}
     rows_per_split = {name: int(counts.get(name, 0)) for name in SPLITS}
