@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import redis
 
-from feature_repo.definitions import PROFILE_FEATURES, feast_objects
+from feature_repo.definitions import feast_objects
 from fraud.errors import FraudError
 from fraud.feature_store import open_store
 from fraud.features import FEATURE_NAMES, UserProfile
