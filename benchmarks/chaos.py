@@ -16,7 +16,7 @@ lost, and no transaction with two outcomes that differ (README "Failure behaviou
 | feast | the Feast online store's file is overwritten with garbage, then restored; the users are new, so it is read |
 | rebalance | a second worker joins the consumer group mid-run, then leaves it |
 | poison | Hypothesis-drawn bad records (both content modes) among good ones; the worker must never pause |
-| faust-skips | Faust skips fetched records at known offsets of every partition, as it does for a partition paused mid-batch |
+| faust-skips | the consumer's fetches lose records at known offsets of every partition, as Faust's own stream did for a partition paused mid-batch |
 
 The bench runs the issue's sizes; the tests the same functions, smaller.
 """
@@ -264,7 +264,7 @@ def _observe(run: Run, feed: Feed) -> None:
     paused = f"paused in {sampler.paused_samples} of {sampler.samples} samples"
     run.notes.append(paused + (f" (waiting for {', '.join(sorted(sampler.waited_for))})" if sampler.waited_for else ""))
     run.notes.append(f"{len(run.workers)} worker process(es); redelivered records skipped: "
-                     f"{sampler.total('fraud_scorer_redelivered_skipped_total'):,.0f}; skipped by Faust and read again: "
+                     f"{sampler.total('fraud_scorer_redelivered_skipped_total'):,.0f}; not delivered and read again: "
                      f"{sampler.total('fraud_scorer_skipped_read_again_total'):,.0f}; unexpected errors: "
                      f"{sampler.total('fraud_scorer_unexpected_errors_total'):,.0f}")
     failures = {key.split(":", 1)[1]: value for key, value in sampler.merged().items()
@@ -401,12 +401,12 @@ def rebalance(stack: ChaosStack, events: int = 100_000, rate: float = 2_000.0, f
 
 
 def faust_skips(stack: ChaosStack, events: int = 10_000, rate: float = 2_000.0) -> ScenarioResult:
-    """Faust skips fetched records at known offsets of every partition (benchmarks/faults/faust_skips): none is lost."""
+    """Fetched records lost at known offsets of every partition (benchmarks/faults/faust_skips): none is lost."""
     shim = Path(__file__).parent / "faults" / "faust_skips"
 
     def checks(run: Run, feed: Feed) -> None:
         read_again = run.sampler.total("fraud_scorer_skipped_read_again_total")
-        run.notes.append(f"{read_again:,.0f} records skipped by Faust were read from the broker and scored")
+        run.notes.append(f"{read_again:,.0f} records the consumer did not deliver were read from the broker and scored")
         if not read_again:
             run.violations.append("no record was read again: the fault did not reach the worker")
 

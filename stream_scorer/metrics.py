@@ -27,7 +27,7 @@ class ScorerMetrics:
         self.redelivered = Counter("fraud_scorer_redelivered_skipped",
                                    "Redelivered records skipped because their score is out already.", registry=registry)
         self.skipped_read_again = Counter("fraud_scorer_skipped_read_again",
-                                          "Records Faust skipped, read from the broker and scored.", registry=registry)
+                                          "Records not delivered by the consumer, read from the broker and scored.", registry=registry)
         self.batch_size = Histogram("fraud_scorer_batch_size", "Records per micro-batch.", registry=registry,
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
         self.end_to_end = Histogram(

@@ -1,4 +1,4 @@
-"""`read_holes` against a real broker: what Faust skipped is read back, transaction markers are passed over."""
+"""`read_holes` against a real broker: what the consumer did not deliver is read back, transaction markers are passed over."""
 
 from __future__ import annotations
 
