@@ -75,18 +75,12 @@ class InputBuffer:
         """The oldest fetched records of one generation, at most ``most`` of them; wait for some. Call `done` after."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._size > 0)
-            first = self._waiting.popleft()
-            records, generation = first.records[:most], first.generation
-            if len(first.records) > most:
-                self._waiting.appendleft(Fetched(generation, first.records[most:]))
-            while self._waiting and self._waiting[0].generation == generation:
-                room = most - len(records)
-                if room <= 0:
-                    break
-                following = self._waiting.popleft()
-                records += following.records[:room]
-                if len(following.records) > room:
-                    self._waiting.appendleft(Fetched(generation, following.records[room:]))
+            generation, records = self._waiting[0].generation, []
+            while self._waiting and self._waiting[0].generation == generation and len(records) < most:
+                fetched, room = self._waiting.popleft(), most - len(records)
+                records += fetched.records[:room]
+                if len(fetched.records) > room:  # the rest waits for the next batch
+                    self._waiting.appendleft(Fetched(generation, fetched.records[room:]))
             self._size -= len(records)
             self._in_flight += 1
             self._changed.notify_all()
@@ -119,7 +113,7 @@ class BulkInputConsumer(Consumer):
     inputs: InputBuffer
 
     def committed_offset(self, partition: int) -> int | None:
-        """The input partition's committed offset as this generation began (None when none, or 0)."""
+        """The input partition's committed offset (None when none, or 0): where a generation begins reading it."""
         return self._committed_offset.get(TP(self.input_topic, partition))
 
     def ack_ranges(self, ranges: Mapping[int, tuple[int, int]], generation: int) -> bool:

@@ -104,7 +104,6 @@ class ScoredRows:
 class Prepared:
     """A batch scored and ready to publish (steps 1-4): what `BatchScorer.publish` sends and saves."""
 
-    records: Sequence[Record]
     dead: list[DeadLetter]
     messages: list[KafkaRecord]
     scored: ScoredRows | None
@@ -176,13 +175,13 @@ class BatchScorer:
         scored, refused = await self._score(valid, saved)
         dead += refused
         if scored is None:
-            return Prepared(records, dead, [], None, {}, self.epoch)
+            return Prepared(dead, [], None, {}, self.epoch)
         messages = score_messages(score_columns(scored.valid, scored.features, scored.prediction, self.settings.model_name),
                                   self.settings.scorer_source)
         last_positions = {t.user_id: [record.partition, record.offset] for record, t in scored.valid}
         states = {user: scored.activity[user].to_dict() | {POSITION_KEY: position} for user, position in last_positions.items()}
         self.unsaved.update(states)
-        return Prepared(records, dead, messages, scored, states, self.epoch)
+        return Prepared(dead, messages, scored, states, self.epoch)
 
     async def publish(self, prepared: Prepared) -> BatchOutcome:
         """Steps 5-7: dead letters, then scores, then (once Kafka has the scores) the users' new state."""

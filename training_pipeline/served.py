@@ -79,7 +79,7 @@ def traffic(scores: Iterable[Score], since: datetime | None = None) -> pd.DataFr
 
 def read_served(settings: Settings, window_days: float, now: datetime | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The score and label events published in the last ``window_days`` (kafka-python, no group):
+    """The score and label events published in the last ``window_days`` (`fraud.topics.read_between`, no group):
     `join_served`'s labelled rows, and the `traffic` of the window."""
     from fraud.topics import end_offsets, offsets_since, read_between
 
