@@ -83,7 +83,8 @@ class OffsetGuard:
 
 
 async def read_holes(settings: Settings, topic: str, holes: Sequence[Hole]) -> list[Record]:
-    """The records of ``topic`` inside ``holes``, read from the broker; a failure to read is a TransientFault.
+    """The records of ``topic`` inside ``holes`` (by partition, then offset), read from the broker; a failure to read
+    is a TransientFault.
 
     A hole may hold fewer records than offsets (transaction markers): then fewer come back.
     """
@@ -97,7 +98,7 @@ async def read_holes(settings: Settings, topic: str, holes: Sequence[Hole]) -> l
     except (FraudError, KafkaError, OSError) as error:
         raise TransientFault("kafka", f"reading skipped records of {topic} failed: {error}") from error
     inside = [r for r in found if any(h.partition == r.partition and h.start <= r.offset < h.end for h in holes)]
-    return from_consumer_records(inside)
+    return from_consumer_records(sorted(inside, key=lambda r: (r.partition, r.offset)))  # fetches come in any order
 
 
 def in_offset_order(batch: Sequence[Record], filled: Sequence[Record]) -> list[Record]:
