@@ -86,16 +86,16 @@ def stream_prep(data_dir: Path) -> None:
     import pyarrow.parquet as pq
 
     from fraud.events import Transaction
-    from fraud.features import UserActivity, UserProfile, stream_features
+    from fraud.features import UserProfile, stream_features
 
     profiles = {r.user_id: UserProfile(r.home_latitude, r.home_longitude, r.median_purchase_amount)
                 for r in pd.read_parquet(data_dir / "features" / "user_profile.parquet").itertuples()}
     table = pq.read_table(data_dir / "raw" / "transactions.parquet").drop_columns(["fraud"])
-    activity: dict[str, UserActivity] = {}
+    states: dict[str, dict] = {}
     rows = 0
     for batch in table.to_batches(max_chunksize=500):
         events = [Transaction.model_validate(row) for row in batch.to_pylist()]
-        stream_features(events, activity, profiles)
+        states.update(stream_features(events, states, profiles).states)
         rows += len(events)
     print(json.dumps({"rows": rows}))
 

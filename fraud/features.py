@@ -8,7 +8,8 @@ the merchant was seen before).
 
 The history has two implementations, and a parity test proves they agree:
 - batch: Spark window functions over all transactions (`training_pipeline/prep.py`);
-- stream: `UserActivity`, a small per-user state updated one event at a time.
+- stream: `fold_activity`, a small per-user state (JSON, in the worker's table) folded
+  over each micro-batch column-wise, in the order of the events.
 
 Everything after that is one vectorised function, `compute_features`, which both
 paths call on columns: Spark through `mapInPandas`, the stream worker on a
@@ -17,9 +18,9 @@ micro-batch. So the formulas below exist exactly once.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,7 +52,7 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "first_time_s", "last_time_s", "last_latitude", "last_longitude", "merchant_seen_before",
 )
 
-# Distinct merchants a user's stream state remembers, the most recently seen (see `UserActivity`).
+# Distinct merchants a user's stream state remembers, the most recently seen (see `fold_activity`).
 RECENT_MERCHANTS = 64
 NO_HISTORY = -1.0  # value of the "since/from last" features for a user's first transaction
 EARTH_RADIUS_KM = 6371.0088
@@ -104,113 +105,159 @@ class UserProfile:
     median_purchase_amount: float
 
 
-@dataclass
-class UserActivity:
-    """A user's history for the stream path: everything the features need, updated per event.
+# A user's stream state, as the worker's changelog-backed table holds it (JSON): the numbers below, and
+# ``merchants``, the last RECENT_MERCHANTS distinct merchants, least recently seen first. The times and
+# places are None until the user's first transaction. Other keys (the scorer's input position) are kept apart.
+STATE_NUMBERS: tuple[str, ...] = ("count", "mean_amount", "m2", "max_amount", "first_time_s", "last_time_s",
+                                  "last_latitude", "last_longitude")
+_NO_STATE = {"count": 0, "mean_amount": 0.0, "m2": 0.0, "max_amount": 0.0,  # no times or places yet: NaN
+             "first_time_s": None, "last_time_s": None, "last_latitude": None, "last_longitude": None}
+_STATE_KEYS = (*STATE_NUMBERS, "merchants")
+_pick_numbers = operator.itemgetter(*STATE_NUMBERS)
+_HISTORY_NUMBERS = ("history_count", "history_mean_amount", "history_max_amount", "history_std_amount",
+                    "first_time_s", "last_time_s", "last_latitude", "last_longitude")
 
-    Mean and variance use Welford's update, which stays exact enough (1e-12
-    relative) over thousands of events without storing them.
 
-    ``merchants`` holds the last RECENT_MERCHANTS distinct merchants, least
-    recently seen first, so a changelog record does not grow with a user's
-    lifetime. The batch path remembers every merchant: the two agree while a
-    user has at most RECENT_MERCHANTS distinct merchants (the generated data
-    has at most 34 transactions per user); past that, a merchant last seen
-    before RECENT_MERCHANTS others counts as new.
-    """
+@dataclass(frozen=True)
+class TransactionColumns:
+    """A micro-batch's transactions as columns, with each row's user as an index into ``users``."""
 
-    count: int = 0
-    mean_amount: float = 0.0
-    m2: float = 0.0
-    max_amount: float = 0.0
-    first_time_s: float = math.nan
-    last_time_s: float = math.nan
-    last_latitude: float = math.nan
-    last_longitude: float = math.nan
-    merchants: dict[str, None] = field(default_factory=dict)  # an ordered set: least recently seen first
-
-    def history_row(self, transaction: Transaction) -> dict[str, float]:
-        """This user's history before ``transaction``, as the history INPUT_COLUMNS."""
-        return {
-            "history_count": float(self.count),
-            "history_mean_amount": self.mean_amount,
-            "history_max_amount": self.max_amount,
-            "history_std_amount": math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0,
-            "first_time_s": self.first_time_s,
-            "last_time_s": self.last_time_s,
-            "last_latitude": self.last_latitude,
-            "last_longitude": self.last_longitude,
-            "merchant_seen_before": 1.0 if transaction.merchant_id in self.merchants else 0.0,
-        }
-
-    def observe(self, transaction: Transaction) -> None:
-        """Fold ``transaction`` into the history (call after taking its history_row)."""
-        amount = transaction.amount
-        self.count += 1
-        delta = amount - self.mean_amount
-        self.mean_amount += delta / self.count
-        self.m2 += delta * (amount - self.mean_amount)
-        self.max_amount = amount if self.count == 1 else max(self.max_amount, amount)
-        time_s = transaction.event_time.timestamp()
-        if self.count == 1:
-            self.first_time_s = time_s
-        self.last_time_s = time_s
-        self.last_latitude, self.last_longitude = transaction.latitude, transaction.longitude
-        merchants, merchant = self.merchants, transaction.merchant_id
-        merchants.pop(merchant, None)  # seen again: it becomes the most recent
-        merchants[merchant] = None
-        if len(merchants) > RECENT_MERCHANTS:
-            del merchants[next(iter(merchants))]
-
-    def to_dict(self) -> dict:
-        """A JSON-ready copy (NaN becomes None), for the stream worker's changelog-backed table."""
-        seen = self.count > 0  # the times and places are NaN exactly until the first transaction
-        return {
-            "count": self.count, "mean_amount": self.mean_amount, "m2": self.m2, "max_amount": self.max_amount,
-            "first_time_s": self.first_time_s if seen else None, "last_time_s": self.last_time_s if seen else None,
-            "last_latitude": self.last_latitude if seen else None, "last_longitude": self.last_longitude if seen else None,
-            "merchants": list(self.merchants),
-        }
+    users: list[str]  # distinct, in first-seen order
+    user_of: np.ndarray  # [N] index into users
+    merchants: list[str]
+    columns: dict[str, np.ndarray]  # event_time_s, amount, latitude, longitude, used_chip, used_pin_number, online_order
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> UserActivity:
-        """The inverse of `to_dict`; also reads older records, whose unbounded merchant list came from a set.
-
-        Such a list is in no particular order, so which of its merchants are
-        kept, when there are more than RECENT_MERCHANTS, is arbitrary (once).
-        """
-        values = {name: math.nan if data.get(name) is None else data[name] for name in _ACTIVITY_NUMBERS}
-        merchants = list(data.get("merchants", ()))
-        return cls(**values, merchants=dict.fromkeys(merchants[-RECENT_MERCHANTS:]))
-
-
-_ACTIVITY_NUMBERS = ("count", "mean_amount", "m2", "max_amount", "first_time_s", "last_time_s", "last_latitude",
-                     "last_longitude")
+    def of(cls, transactions: Sequence[Transaction]) -> TransactionColumns:
+        index: dict[str, int] = {}
+        user_of = np.fromiter((index.setdefault(t.user_id, len(index)) for t in transactions), np.intp, len(transactions))
+        rows = [(t.event_time.timestamp(), t.amount, t.latitude, t.longitude, t.used_chip, t.used_pin_number, t.online_order)
+                for t in transactions]
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(_TRANSACTION_NUMBERS))
+        return cls(list(index), user_of, [t.merchant_id for t in transactions],
+                   dict(zip(_TRANSACTION_NUMBERS, matrix.T, strict=True)))
 
 
-def transaction_row(transaction: Transaction, profile: UserProfile) -> dict[str, float]:
-    """The transaction's own and profile INPUT_COLUMNS."""
-    return {
-        "event_time_s": transaction.event_time.timestamp(),
-        "amount": transaction.amount,
-        "latitude": transaction.latitude,
-        "longitude": transaction.longitude,
-        "used_chip": float(transaction.used_chip),
-        "used_pin_number": float(transaction.used_pin_number),
-        "online_order": float(transaction.online_order),
-        "home_latitude": profile.home_latitude,
-        "home_longitude": profile.home_longitude,
-        "median_purchase_amount": profile.median_purchase_amount,
-    }
+_TRANSACTION_NUMBERS = ("event_time_s", "amount", "latitude", "longitude", "used_chip", "used_pin_number", "online_order")
 
 
-def stream_features(
-    transactions: list[Transaction], activity: dict[str, UserActivity], profiles: Mapping[str, UserProfile]
-) -> dict[str, np.ndarray]:
-    """Features of a micro-batch, in order, updating each user's ``activity`` as it goes."""
-    rows = []
-    for transaction in transactions:
-        state = activity.setdefault(transaction.user_id, UserActivity())
-        rows.append(transaction_row(transaction, profiles[transaction.user_id]) | state.history_row(transaction))
-        state.observe(transaction)
-    return compute_features({name: np.array([row[name] for row in rows], dtype=np.float64) for name in INPUT_COLUMNS})
+@dataclass(frozen=True)
+class Activity:
+    """What `fold_activity` gives: each row's history before it, and each user's state after the batch."""
+
+    history: dict[str, np.ndarray]  # the history INPUT_COLUMNS, one value per row
+    states: dict[str, dict]  # user -> state (see STATE_NUMBERS), JSON-ready
+
+
+def fold_activity(batch: TransactionColumns, states: Mapping[str, Mapping | None]) -> Activity:
+    """Each row's history (strictly before it), and the users' states after the whole batch.
+
+    Mean and variance use Welford's update, which stays exact (1e-12 relative) over
+    thousands of events without storing them. It is applied column-wise: first to every
+    user's first row in the batch, then to every user's second, and so on, so the
+    arithmetic is that of one event at a time, in order, per user.
+
+    A user remembers the last RECENT_MERCHANTS distinct merchants. The batch path remembers
+    every merchant: the two agree while a user has at most RECENT_MERCHANTS distinct
+    merchants (the generated data has at most 34 transactions per user); past that, a
+    merchant last seen before RECENT_MERCHANTS others counts as new.
+    """
+    start = [states.get(user) or _NO_STATE for user in batch.users]
+    numbers = np.array([_numbers(entry) for entry in start], dtype=np.float64).reshape(len(start), len(STATE_NUMBERS))
+    state = {name: numbers[:, column].copy() for column, name in enumerate(STATE_NUMBERS)}
+    history = {name: np.empty(len(batch.user_of)) for name in _HISTORY_NUMBERS}
+    for rows in _by_rank_within_user(batch.user_of):
+        _observe(state, history, batch, rows)
+    recent = [_recent_merchants(entry) for entry in start]
+    seen_before = np.fromiter((_seen_again(recent[user], merchant) for user, merchant in
+                               zip(batch.user_of.tolist(), batch.merchants, strict=True)), np.float64, len(batch.merchants))
+    rest = np.column_stack([state[name] for name in STATE_NUMBERS[1:]]).tolist()
+    counts = state["count"].astype(np.int64).tolist()
+    after = {user: dict(zip(_STATE_KEYS, (count, *numbers, list(merchants)), strict=True))
+             for user, count, numbers, merchants in zip(batch.users, counts, rest, recent, strict=True)}
+    return Activity(history | {"merchant_seen_before": seen_before}, after)
+
+
+def _numbers(state: Mapping) -> tuple:
+    """The STATE_NUMBERS of a state (None for a missing one: NaN)."""
+    try:
+        return _pick_numbers(state)
+    except KeyError:  # a record with fewer keys than ours write
+        return tuple(state.get(name) for name in STATE_NUMBERS)
+
+
+def _by_rank_within_user(user_of: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each user's first row in the batch, then of each one's second, and so on."""
+    order = np.argsort(user_of, kind="stable")
+    users_sorted = user_of[order]
+    group_start = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
+    sizes = np.diff(np.r_[group_start, len(order)])
+    rank = np.empty(len(order), np.intp)
+    rank[order] = np.arange(len(order)) - np.repeat(group_start, sizes)
+    by_rank = np.argsort(rank, kind="stable")
+    counts = np.bincount(rank) if len(rank) else np.zeros(0, np.intp)
+    return np.split(by_rank, np.cumsum(counts)[:-1])
+
+
+def _observe(state: dict[str, np.ndarray], history: dict[str, np.ndarray], batch: TransactionColumns,
+             rows: np.ndarray) -> None:
+    """Record the history of ``rows`` (one per user), then fold them into their users' state."""
+    users, amount = batch.user_of[rows], batch.columns["amount"][rows]
+    count, mean, m2 = state["count"][users], state["mean_amount"][users], state["m2"][users]
+    history["history_count"][rows] = count
+    history["history_mean_amount"][rows] = mean
+    history["history_max_amount"][rows] = state["max_amount"][users]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        history["history_std_amount"][rows] = np.where(count > 1, np.sqrt(m2 / (count - 1)), 0.0)
+    for name in ("first_time_s", "last_time_s", "last_latitude", "last_longitude"):
+        history[name][rows] = state[name][users]
+    count = count + 1
+    delta = amount - mean
+    mean = mean + delta / count
+    state["m2"][users] = m2 + delta * (amount - mean)
+    state["mean_amount"][users], state["count"][users] = mean, count
+    first = count == 1
+    state["max_amount"][users] = np.where(first, amount, np.maximum(state["max_amount"][users], amount))
+    time_s = batch.columns["event_time_s"][rows]
+    state["first_time_s"][users] = np.where(first, time_s, state["first_time_s"][users])
+    state["last_time_s"][users] = time_s
+    state["last_latitude"][users] = batch.columns["latitude"][rows]
+    state["last_longitude"][users] = batch.columns["longitude"][rows]
+
+
+def _recent_merchants(state: Mapping) -> dict[str, None]:
+    """A state's merchants as an ordered set, least recently seen first.
+
+    Older records listed every merchant ever seen, from a set: any length, in no
+    particular order, so which are kept past RECENT_MERCHANTS is arbitrary (once).
+    """
+    merchants = state.get("merchants") or ()
+    return dict.fromkeys(merchants[-RECENT_MERCHANTS:] if len(merchants) > RECENT_MERCHANTS else merchants)
+
+
+def _seen_again(merchants: dict[str, None], merchant: str) -> bool:
+    """Whether ``merchant`` is among ``merchants``; it becomes the most recent, the least recent beyond the bound goes."""
+    seen = merchants.pop(merchant, 0) is None
+    merchants[merchant] = None
+    if len(merchants) > RECENT_MERCHANTS:
+        del merchants[next(iter(merchants))]
+    return seen
+
+
+@dataclass(frozen=True)
+class StreamFeatures:
+    """A micro-batch's features (FEATURE_NAMES, one value per transaction) and its users' states after it."""
+
+    features: dict[str, np.ndarray]
+    states: dict[str, dict]
+
+
+def stream_features(transactions: Sequence[Transaction], states: Mapping[str, Mapping | None],
+                    profiles: Mapping[str, UserProfile]) -> StreamFeatures:
+    """Features of a micro-batch, in order, from the users' ``states`` before it (missing: no history yet)."""
+    batch = TransactionColumns.of(transactions)
+    activity = fold_activity(batch, states)
+    known = [profiles[user] for user in batch.users]
+    profile = {name: np.array([getattr(p, name) for p in known], dtype=np.float64)[batch.user_of]
+               for name in ("home_latitude", "home_longitude", "median_purchase_amount")}
+    return StreamFeatures(compute_features(batch.columns | profile | activity.history), activity.states)

@@ -109,7 +109,9 @@ def latest_per_user(transactions: Sequence[Transaction], features: Mapping[str, 
     return {
         "user_id": list(last),
         "transaction_id": [transactions[i].transaction_id for i in rows],
-        "event_timestamp": [transactions[i].event_time for i in rows],
+        # Microseconds since the epoch: one buffer to pickle to the push process, not a datetime object per row.
+        "event_timestamp": np.fromiter((round(transactions[i].event_time.timestamp() * 1e6) for i in rows), np.int64,
+                                       len(rows)),
         **{name: np.asarray(features[name], dtype=np.float64)[rows] for name in FEATURE_NAMES},
     }
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fraud.events import KafkaRecord, Score, Transaction, TransactionLimits, decode, score_messages
-from fraud.features import FEATURE_NAMES, UserActivity, stream_features
+from fraud.features import FEATURE_NAMES, stream_features
 from fraud.settings import Settings
 from stream_scorer.backpressure import Backpressure
 from stream_scorer.batch import (DeadLetter, Prediction, Record, feature_matrix, latest_per_user, non_finite_rows,
@@ -92,11 +92,11 @@ class BatchOutcome:
 
 @dataclass(frozen=True)
 class ScoredRows:
-    """Valid transactions with their features, the users' activity after them, and the predictor's answer."""
+    """Valid transactions with their features, the users' states after them, and the predictor's answer."""
 
     valid: Valid
     features: dict
-    activity: dict[str, UserActivity]
+    states: dict[str, dict]
     prediction: Prediction
 
 
@@ -178,8 +178,9 @@ class BatchScorer:
             return Prepared(dead, [], None, {}, self.epoch)
         messages = score_messages(score_columns(scored.valid, scored.features, scored.prediction, self.settings.model_name),
                                   self.settings.scorer_source)
-        last_positions = {t.user_id: [record.partition, record.offset] for record, t in scored.valid}
-        states = {user: scored.activity[user].to_dict() | {POSITION_KEY: position} for user, position in last_positions.items()}
+        states = scored.states  # fresh dicts, the users' own: each gets the position of its last scored record
+        for record, transaction in scored.valid:
+            states[transaction.user_id][POSITION_KEY] = [record.partition, record.offset]
         self.unsaved.update(states)
         return Prepared(dead, messages, scored, states, self.epoch)
 
@@ -240,8 +241,8 @@ class BatchScorer:
             reads_before = self.profiles.misses
             profiles = await self.backpressure.run(lambda: self.profiles.profiles(transactions))
             self.metrics.profile_reads.inc(self.profiles.misses - reads_before)
-            activity = {user: UserActivity.from_dict(state) for user, state in saved.items() if state}
-            features = stream_features(transactions, activity, profiles)  # updates `activity`, a copy of the table's state
+            computed = stream_features(transactions, saved, profiles)
+            features = computed.features
             names = await self._feature_names()
             rejected = non_finite_rows(features, names)
             if not rejected:
@@ -253,7 +254,7 @@ class BatchScorer:
                     rejected = {row: f"the predictor refused it: {reason}" for row, reason in refused.reasons.items()}
                 else:
                     self.metrics.predictor_latency.observe(time.perf_counter() - started)
-                    return ScoredRows(valid, features, activity, prediction), dead
+                    return ScoredRows(valid, features, computed.states, prediction), dead
             self.metrics.rows_refused.inc(len(rejected))
             dead += [DeadLetter(valid[row][0], reason) for row, reason in rejected.items()]
             valid = [pair for row, pair in enumerate(valid) if row not in rejected]  # and again without them

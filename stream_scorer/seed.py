@@ -1,7 +1,7 @@
 """Seed the worker's user table from history: what a first deployment does instead of replaying years of events.
 
 The table's changelog topic is emptied (deleted and created again, compacted),
-then the state of each user after ``transactions`` (the same `UserActivity` the
+then the state of each user after ``transactions`` (the same `fold_activity` state the
 worker keeps) is written to it, keyed and partitioned as the worker writes it.
 A worker (re)started afterwards recovers exactly that, so its history features
 continue from the batch history instead of from zero. Seeding again resets the
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from kafka import KafkaProducer
 
 from fraud.events import Transaction
-from fraud.features import UserActivity
+from fraud.features import TransactionColumns, fold_activity
 from fraud.topics import recreate_topic
 from fraud.settings import Settings
 from stream_scorer.app import STATE_TABLE
@@ -32,15 +32,13 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.scorer_app_id}-{STATE_TABLE}-changelog"
 
 
-def history_states(transactions_path: Path) -> dict[str, UserActivity]:
+def history_states(transactions_path: Path) -> dict[str, dict]:
     """Each user's state after all of ``transactions_path`` (Parquet with the Transaction columns)."""
     table = pq.read_table(transactions_path, columns=list(Transaction.model_fields)).sort_by(
         [("event_time", "ascending"), ("transaction_id", "ascending")])
-    states: dict[str, UserActivity] = {}
-    for row in table.to_pylist():
-        transaction = Transaction.model_construct(**row)  # the file is ours and validated; build fast
-        states.setdefault(transaction.user_id, UserActivity()).observe(transaction)
-    return states
+    # The file is ours and validated: build fast, without validating again.
+    transactions = [Transaction.model_construct(**row) for row in table.to_pylist()]
+    return fold_activity(TransactionColumns.of(transactions), {}).states
 
 
 def seed_state(settings: Settings, transactions_path: Path) -> int:
@@ -52,7 +50,7 @@ def seed_state(settings: Settings, transactions_path: Path) -> int:
     try:
         for user_id, state in states.items():
             # The default partitioner (murmur2 of the key) is the one the worker's table uses (use_partitioner).
-            producer.send(topic, key=user_id.encode(), value=orjson.dumps(state.to_dict()))
+            producer.send(topic, key=user_id.encode(), value=orjson.dumps(state))
         producer.flush()
     finally:
         producer.close()

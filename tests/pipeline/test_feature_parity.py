@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from fraud.events import Transaction
-from fraud.features import FEATURE_NAMES, UserActivity, UserProfile, stream_features
+from fraud.features import FEATURE_NAMES, UserProfile, stream_features
 from fraud.settings import Settings
 from training_pipeline.prep import PrepResult
 
@@ -22,12 +22,13 @@ def replay_stream(raw_transactions: Path, profile_path: Path, batch_size: int = 
     }
     rows = pq.read_table(raw_transactions).drop_columns(["fraud"]).to_pylist()
     events = sorted((Transaction.model_validate(row) for row in rows), key=lambda t: (t.event_time, t.transaction_id))
-    activity: dict[str, UserActivity] = {}
+    states: dict[str, dict] = {}
     frames = []
     for start in range(0, len(events), batch_size):
         batch = events[start:start + batch_size]
-        features = stream_features(batch, activity, profiles)
-        frames.append(pd.DataFrame(features, index=[t.transaction_id for t in batch]))
+        computed = stream_features(batch, states, profiles)
+        states.update(computed.states)
+        frames.append(pd.DataFrame(computed.features, index=[t.transaction_id for t in batch]))
     return pd.concat(frames)
 
 

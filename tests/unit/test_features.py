@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from fraud.features import (FEATURE_NAMES, NO_HISTORY, RECENT_MERCHANTS, UserActivity, UserProfile, haversine_km,
-                            stream_features)
+from fraud.features import (FEATURE_NAMES, NO_HISTORY, RECENT_MERCHANTS, TransactionColumns, UserProfile, fold_activity,
+                            haversine_km, stream_features)
 from tests.conftest import make_transaction
 
 HOME = UserProfile(home_latitude=48.8566, home_longitude=2.3522, median_purchase_amount=20.0)  # Paris
@@ -24,7 +24,7 @@ def test_haversine_matches_known_distances() -> None:
 
 def test_first_transaction_has_no_history() -> None:
     first = make_transaction(0, user_id="user_1", latitude=48.8566, longitude=2.3522, amount=50.0)
-    features = stream_features([first], {}, {"user_1": HOME})
+    features = stream_features([first], {}, {"user_1": HOME}).features
     assert list(features) == list(FEATURE_NAMES)
     row = {name: values[0] for name, values in features.items()}
     assert row["history_count"] == 0 and row["history_mean_amount"] == 0 and row["history_std_amount"] == 0
@@ -42,7 +42,7 @@ def test_history_is_strictly_before_each_transaction() -> None:
                          merchant_id="merchant_7" if n != 1 else "merchant_9", latitude=48.0 + n, longitude=2.0)
         for n, a in enumerate(amounts)
     ]
-    features = stream_features(events, {}, {"user_1": HOME})
+    features = stream_features(events, {}, {"user_1": HOME}).features
     last = {name: values[-1] for name, values in features.items()}
     previous = np.array(amounts[:-1])
     assert last["history_count"] == 3
@@ -55,64 +55,106 @@ def test_history_is_strictly_before_each_transaction() -> None:
     assert features["repeat_retailer"].tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
+def _fold(transactions: list, states: dict | None = None):
+    return fold_activity(TransactionColumns.of(transactions), states or {})
+
+
+def _seen_before(state: dict, merchant: str) -> float:
+    """Whether a transaction at ``merchant`` would count as a repeat retailer for a user in ``state``."""
+    return float(_fold([make_transaction(0, user_id="user_1", merchant_id=merchant)], {"user_1": state})
+                 .history["merchant_seen_before"][0])
+
+
 def test_welford_state_matches_numpy_over_a_long_history() -> None:
     rng = np.random.default_rng(0)
     amounts = rng.lognormal(3.0, 1.0, 5000)
-    state = UserActivity()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for n, amount in enumerate(amounts):
-        state.observe(make_transaction(n, user_id="user_1", amount=float(amount), event_time=start + timedelta(minutes=n)))
-    row = state.history_row(make_transaction(0))
-    assert row["history_mean_amount"] == pytest.approx(amounts.mean(), rel=1e-12)
-    assert row["history_std_amount"] == pytest.approx(amounts.std(ddof=1), rel=1e-10)
-    assert row["history_max_amount"] == amounts.max()
-    assert math.isclose(row["first_time_s"], start.timestamp())
+    state = _fold([make_transaction(n, user_id="user_1", amount=float(amount), event_time=start + timedelta(minutes=n))
+                   for n, amount in enumerate(amounts)]).states["user_1"]
+    history = _fold([make_transaction(0, user_id="user_1")], {"user_1": state}).history
+    assert history["history_mean_amount"][0] == pytest.approx(amounts.mean(), rel=1e-12)
+    assert history["history_std_amount"][0] == pytest.approx(amounts.std(ddof=1), rel=1e-10)
+    assert history["history_max_amount"][0] == amounts.max()
+    assert math.isclose(history["first_time_s"][0], start.timestamp())
+
+
+def test_the_fold_over_interleaved_users_and_batches_matches_each_users_history_by_definition() -> None:
+    """Any split into batches, any interleaving of users: each row's history is that of the user's earlier rows."""
+    rng = np.random.default_rng(3)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [make_transaction(n, user_id=f"user_{rng.integers(5)}", amount=float(rng.lognormal(3.0, 1.0)),
+                               merchant_id=f"merchant_{rng.integers(12)}", latitude=float(rng.uniform(-60, 60)),
+                               event_time=start + timedelta(minutes=n)) for n in range(400)]
+    states: dict[str, dict] = {}
+    history: dict[str, list] = {}
+    cuts = [0, *sorted(rng.choice(np.arange(1, 400), 9, replace=False).tolist()), 400]
+    for begin, end in zip(cuts, cuts[1:], strict=False):
+        folded = _fold(events[begin:end], states)
+        states.update(folded.states)
+        for name, values in folded.history.items():
+            history.setdefault(name, []).extend(values.tolist())
+    for row, event in enumerate(events):
+        earlier = [e for e in events[:row] if e.user_id == event.user_id]
+        amounts = np.array([e.amount for e in earlier])
+        assert history["history_count"][row] == len(earlier)
+        assert history["merchant_seen_before"][row] == float(any(e.merchant_id == event.merchant_id for e in earlier))
+        if earlier:
+            assert history["history_mean_amount"][row] == pytest.approx(amounts.mean(), rel=1e-12)
+            assert history["history_max_amount"][row] == amounts.max()
+            assert history["first_time_s"][row] == earlier[0].event_time.timestamp()
+            assert history["last_latitude"][row] == earlier[-1].latitude
+        if len(earlier) > 1:
+            assert history["history_std_amount"][row] == pytest.approx(amounts.std(ddof=1), rel=1e-9)
+    assert sum(state["count"] for state in states.values()) == 400
 
 
 def test_users_keep_separate_histories() -> None:
     events = [make_transaction(0, user_id="user_1"), make_transaction(1, user_id="user_2"), make_transaction(2, user_id="user_1")]
-    activity: dict[str, UserActivity] = {}
-    features = stream_features(events, activity, {"user_1": HOME, "user_2": HOME})
-    assert features["history_count"].tolist() == [0.0, 0.0, 1.0]
-    assert activity["user_1"].count == 2 and activity["user_2"].count == 1
-
-
-def _seen_before(state: UserActivity, merchant: str) -> float:
-    return state.history_row(make_transaction(0, merchant_id=merchant))["merchant_seen_before"]
+    computed = stream_features(events, {}, {"user_1": HOME, "user_2": HOME})
+    assert computed.features["history_count"].tolist() == [0.0, 0.0, 1.0]
+    assert computed.states["user_1"]["count"] == 2 and computed.states["user_2"]["count"] == 1
 
 
 def test_a_user_remembers_the_most_recent_distinct_merchants() -> None:
-    state = UserActivity()
-    for n in range(RECENT_MERCHANTS):
-        state.observe(make_transaction(n, user_id="user_1", merchant_id=f"merchant_{n}"))
-    state.observe(make_transaction(0, user_id="user_1", merchant_id="merchant_0"))  # again: now the most recent
-    state.observe(make_transaction(0, user_id="user_1", merchant_id="merchant_new"))  # one too many: evicts merchant_1
-    assert len(state.merchants) == RECENT_MERCHANTS
+    events = [make_transaction(n, user_id="user_1", merchant_id=f"merchant_{n}") for n in range(RECENT_MERCHANTS)]
+    events.append(make_transaction(0, user_id="user_1", merchant_id="merchant_0"))  # again: now the most recent
+    events.append(make_transaction(0, user_id="user_1", merchant_id="merchant_new"))  # one too many: evicts merchant_1
+    state = _fold(events).states["user_1"]
+    assert len(state["merchants"]) == RECENT_MERCHANTS
     assert _seen_before(state, "merchant_0") == _seen_before(state, "merchant_2") == _seen_before(state, "merchant_new") == 1.0
     assert _seen_before(state, "merchant_1") == 0.0
-    assert state.to_dict()["merchants"][-2:] == ["merchant_0", "merchant_new"]  # least recently seen first
+    assert state["merchants"][-2:] == ["merchant_0", "merchant_new"]  # least recently seen first
+
+
+def test_a_state_continues_the_same_after_the_tables_json() -> None:
+    first = _fold([make_transaction(0, user_id="user_1"), make_transaction(1, user_id="user_1", amount=30.0,
+                                                                          merchant_id="m2")]).states
+    restored = orjson.loads(orjson.dumps(first))
+    assert restored == first
+    later = [make_transaction(2, user_id="user_1", merchant_id="m2", amount=7.0)]
+    assert _fold(later, restored).history.keys() == _fold(later, first).history.keys()
+    for name, values in _fold(later, restored).history.items():
+        assert values.tolist() == _fold(later, first).history[name].tolist(), name
 
 
 def test_a_changelog_record_does_not_grow_with_a_users_lifetime() -> None:
-    state, sizes = UserActivity(), {}
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for n in range(1, 10_001):
-        state.observe(make_transaction(n, user_id="user_1", merchant_id=f"merchant_{n:05d}", amount=float(n % 97),
-                                       event_time=start + timedelta(minutes=n)))
-        if n in (RECENT_MERCHANTS, 10_000):
-            sizes[n] = len(orjson.dumps(state.to_dict()))
-    assert sizes[10_000] <= sizes[RECENT_MERCHANTS] + 64 < 2_000  # a few more digits in the numbers, nothing more
-    restored = UserActivity.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
-    assert restored == state and list(restored.merchants) == list(state.merchants)  # the order survives too
+    state, sizes = None, {}
+    for n in range(1, 10_001, 500):  # batches of 500 of one user's transactions
+        batch = [make_transaction(k, user_id="user_1", merchant_id=f"merchant_{k:05d}", amount=float(k % 97),
+                                  event_time=start + timedelta(minutes=k)) for k in range(n, n + 500)]
+        state = _fold(batch, {"user_1": state}).states["user_1"]
+        sizes[n + 499] = len(orjson.dumps(state))
+    assert sizes[10_000] <= sizes[500] + 64 < 2_000  # a few more digits in the numbers, nothing more
 
 
 def test_records_already_in_changelogs_still_load() -> None:
     """Before the bound, `merchants` was every merchant ever seen, listed from a set: any length, any order."""
     old = {"count": 150, "mean_amount": 20.0, "m2": 3.0, "max_amount": 90.0, "first_time_s": 1.7e9, "last_time_s": 1.8e9,
            "last_latitude": 48.0, "last_longitude": 11.0, "merchants": [f"merchant_{n}" for n in range(150)]}
-    state = UserActivity.from_dict(old)
-    assert state.count == 150 and len(state.merchants) == RECENT_MERCHANTS
-    assert _seen_before(state, "merchant_149") == 1.0
-    short = UserActivity.from_dict(old | {"merchants": ["merchant_3", "merchant_1"]})
-    assert list(short.merchants) == ["merchant_3", "merchant_1"]
-    assert UserActivity.from_dict({"count": 0}).merchants == {}  # a record without merchants at all
+    assert _seen_before(old, "merchant_149") == 1.0 and _seen_before(old, "merchant_0") == 0.0
+    after = _fold([make_transaction(0, user_id="user_1", merchant_id="merchant_3")], {"user_1": old}).states["user_1"]
+    assert after["count"] == 151 and len(after["merchants"]) == RECENT_MERCHANTS
+    short = old | {"merchants": ["merchant_3", "merchant_1"]}
+    assert _seen_before(short, "merchant_1") == 1.0 and _seen_before(short, "merchant_2") == 0.0
+    assert _seen_before({"count": 0}, "merchant_1") == 0.0  # a record without merchants at all

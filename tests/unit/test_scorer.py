@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 from faust.types import TP
 
 from fraud.events import Score, Transaction, decode, encode
-from fraud.features import FEATURE_NAMES, UserActivity, UserProfile
+from fraud.features import FEATURE_NAMES, UserProfile
 from fraud.settings import Settings
-from stream_scorer.batch import Record, non_finite_rows
+from stream_scorer.batch import Record, latest_per_user, non_finite_rows
 from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, ProfileCache, activity_frame
 from stream_scorer.metrics import ScorerMetrics
@@ -122,7 +123,7 @@ def test_a_batch_is_scored_in_order_with_its_features_and_the_state_moves_on() -
     assert first.model_version == "7" and first.threshold == 0.5
     expected = np.float32(harness.fake.rows[0][7].sum()) / np.float32(1000)
     assert second.score == pytest.approx(float(expected), rel=1e-6)
-    assert UserActivity.from_dict(harness.state["user_0"]).count == 2
+    assert harness.state["user_0"]["count"] == 2
     assert len(harness.fake.rows) == 1 and harness.fake.rows[0].shape == (14, len(FEATURE_NAMES))  # one call per batch
     assert len(harness.pushed) == 1 and sorted(harness.pushed[0]["user_id"]) == [f"user_{n}" for n in range(7)]
     # user_6 has no Feast profile: its first transaction stands in (distance from home 0, ratio 1).
@@ -205,21 +206,17 @@ def test_pushes_never_overlap_and_batches_that_wait_go_together() -> None:
 
 
 def test_the_pushed_frame_keeps_each_users_latest_row() -> None:
-    when = datetime(2026, 1, 2, tzinfo=UTC)
-    parts = [{"user_id": ["user_1", "user_2"], "transaction_id": ["a", "b"], "event_timestamp": [when, when], "amount": [1.0, 2.0]},
-             {"user_id": ["user_2"], "transaction_id": ["c"], "event_timestamp": [when], "amount": [3.0]}]
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    transactions = [make_transaction(0, user_id="user_1", event_time=when), make_transaction(1, user_id="user_2"),
+                    make_transaction(2, user_id="user_2", event_time=when)]
+    parts = [latest_per_user(transactions[:2], {name: np.array([1.0, 2.0]) for name in FEATURE_NAMES}),
+             latest_per_user(transactions[2:], {name: np.array([3.0]) for name in FEATURE_NAMES})]
     frame = activity_frame(parts)
     assert frame[["user_id", "transaction_id", "amount"]].to_dict("records") == [
-        {"user_id": "user_1", "transaction_id": "a", "amount": 1.0}, {"user_id": "user_2", "transaction_id": "c", "amount": 3.0}]
-    assert str(frame["event_timestamp"].dt.tz) == "UTC" and frame["created_timestamp"].notna().all()
-
-
-def test_user_activity_survives_the_tables_json() -> None:
-    activity = UserActivity()
-    assert UserActivity.from_dict(orjson.loads(orjson.dumps(activity.to_dict()))) == activity  # NaNs included
-    activity.observe(make_transaction(0))
-    activity.observe(make_transaction(1, amount=30.0, merchant_id="m2"))
-    assert UserActivity.from_dict(orjson.loads(orjson.dumps(activity.to_dict()))) == activity
+        {"user_id": "user_1", "transaction_id": "tx-test-0", "amount": 1.0},
+        {"user_id": "user_2", "transaction_id": "tx-test-2", "amount": 3.0}]
+    assert frame["event_timestamp"].tolist() == [pd.Timestamp(when), pd.Timestamp(when)]  # to the microsecond, in UTC
+    assert frame["created_timestamp"].notna().all()
 
 
 def test_the_faust_agent_scores_what_the_consumer_fetched_in_batches_and_acks_it(tmp_path) -> None:
@@ -268,7 +265,7 @@ def test_redelivered_records_whose_scores_are_out_are_skipped() -> None:
     again = harness.run([*batch, good(5)])  # Kafka redelivers an uncommitted batch, plus one new record
     assert [s.transaction_id for s in again.scores] == ["tx-test-5"]
     assert harness.count("fraud_scorer_redelivered_skipped_total") == 5
-    assert UserActivity.from_dict(harness.state["user_0"]).count == 1  # history counted once
+    assert harness.state["user_0"]["count"] == 1  # history counted once
 
 
 def test_an_answer_with_a_threshold_that_is_no_probability_is_not_used() -> None:
@@ -322,7 +319,7 @@ def test_rows_the_predictor_refuses_are_dead_lettered_and_the_rest_is_scored_wit
     assert harness.count("fraud_scorer_rows_refused_total") == 2
     assert harness.count("fraud_scorer_predictor_failures_total") == 0
     # A refused transaction is no part of its user's history: user_3 saw only tx-test-10.
-    assert UserActivity.from_dict(harness.state["user_3"]).count == 1
+    assert harness.state["user_3"]["count"] == 1
 
 
 def test_a_record_that_makes_scoring_raise_is_isolated_and_dead_lettered_with_the_exception() -> None:
@@ -369,7 +366,7 @@ def test_transient_faults_of_feast_and_kafka_are_retried_in_place_and_pause_whil
     outcome = harness.run([good(n) for n in range(3)])
     assert len(outcome.scores) == 3 and harness.sent_dead == []
     assert len(harness.sent_scores) == 3  # the failed send sent nothing; the retry sent each score once
-    assert UserActivity.from_dict(harness.state["user_0"]).count == 1
+    assert harness.state["user_0"]["count"] == 1
     # retries=2: the third Feast failure made the worker wait for Feast; the sends' single failures did not
     assert harness.samples()["fraud_scorer_waiting_for[feast]"] == 0
     assert "fraud_scorer_waiting_for[kafka]" not in harness.samples()
@@ -394,7 +391,7 @@ def test_a_record_that_comes_twice_in_one_batch_is_scored_once() -> None:
     outcome = harness.run([*batch, *batch])
     assert [s.transaction_id for s in outcome.scores] == ["tx-test-0", "tx-test-1", "tx-test-2"]
     assert outcome.scores[0].features["history_count"] == 0.0
-    assert UserActivity.from_dict(harness.state["user_0"]).count == 1
+    assert harness.state["user_0"]["count"] == 1
 
 
 def _features_by_id(messages) -> dict[str, dict]:
