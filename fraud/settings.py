@@ -130,6 +130,10 @@ class Settings(BaseSettings):
         "waits for more."))
     scorer_buffer_records: int = Field(5_000, ge=1, description=(
         "Most fetched input records waiting for the agent; beyond it the worker stops fetching until it catches up."))
+    scorer_producer_batch_bytes: int = Field(1_000_000, ge=16_384, description=(
+        "Largest producer batch the worker sends to one partition. A batch's scores for a partition should fit in one: "
+        "the client has one request in flight per broker, with one batch per partition. Keep it at most the "
+        "broker's message.max.bytes (1,048,588 by default)."))
     scorer_metrics_host: str = "127.0.0.1"
     scorer_metrics_port: int = Field(9108, ge=1, le=65535, description="Prometheus /metrics of the worker.")
     scorer_source: str = Field("fraud.stream_scorer", description="CloudEvents `source` of score events.")
