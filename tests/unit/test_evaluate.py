@@ -56,3 +56,23 @@ def test_the_baseline_exports_to_onnx_with_the_mlps_interface(tmp_path) -> None:
     scores = served.predict(rows[:500])
     assert scores.shape == (500,)
     np.testing.assert_allclose(scores, fitted.predict_proba(rows[:500])[:, 1], atol=1e-5)
+
+
+def test_the_baseline_is_tuned_on_a_sample_and_refit_on_all_of_train(monkeypatch) -> None:
+    """Above ``tuning_rows`` the grid runs on samples; the winner, fitted on the whole train split, is kept if better."""
+    import pandas as pd
+    from sklearn.metrics import average_precision_score
+
+    from fraud.features import FEATURE_NAMES
+    from training_pipeline import evaluate
+    from training_pipeline.evaluate import BASELINE_GRID, tuned_baseline
+
+    monkeypatch.setattr(evaluate, "BASELINE_GRID", BASELINE_GRID[:2])  # two fits of the grid are enough here
+
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(6000, len(FEATURE_NAMES)))
+    frame = pd.DataFrame(rows, columns=list(FEATURE_NAMES)).assign(fraud=(rows[:, 0] + 0.2 * rng.normal(size=6000) > 1.5).astype(int))
+    train, valid = frame.iloc[:4000], frame.iloc[4000:]
+    model, params = tuned_baseline(train, valid, seed=0, tuning_rows=1000)
+    assert params in BASELINE_GRID
+    assert average_precision_score(valid["fraud"], model.predict_proba(valid[list(FEATURE_NAMES)])[:, 1]) > 0.5
