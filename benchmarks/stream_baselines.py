@@ -41,7 +41,8 @@ _BATCH_WINDOW_S = 0.05  # how long Faust's take_events waits to fill a batch, as
 def _app(settings: Settings) -> tuple[faust.App, faust.types.TopicT, faust.types.TopicT]:
     app = faust.App(settings.scorer_app_id, **faust_broker_options(settings), store="memory://", web_enabled=False,
                     datadir=str(settings.data_dir / "worker" / settings.scorer_app_id),
-                    consumer_auto_offset_reset="earliest", producer_acks=-1, producer_linger_ms=0)
+                    consumer_auto_offset_reset="earliest", producer_acks=-1, producer_linger_ms=0,
+                    producer_max_batch_size=settings.scorer_producer_batch_bytes)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw", "internal": False}
     return app, app.topic(settings.topic_transactions, **raw), app.topic(settings.topic_scores, **raw)
 
@@ -71,7 +72,9 @@ async def raw_passthrough(settings: Settings) -> None:
     """aiokafka alone: fetch in batches, orjson decode and encode, send per partition batch, commit after the acks."""
     consumer = AIOKafkaConsumer(settings.topic_transactions, bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=settings.scorer_app_id, auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
+    # The worker's batch size: at aiokafka's 16 KiB a fetch's output takes many requests one after the other.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0,
+                                max_batch_size=settings.scorer_producer_batch_bytes)
     await consumer.start()
     await producer.start()
     try:
