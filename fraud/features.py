@@ -12,7 +12,7 @@ The history has two implementations, and a parity test proves they agree:
   over each micro-batch column-wise, in the order of the events.
 
 Everything after that is one vectorised function, `compute_features`, which both
-paths call on columns: Spark through `mapInPandas`, the stream worker on a
+paths call on columns: Spark through `mapInArrow`, the stream worker on a
 micro-batch. So the formulas below exist exactly once.
 """
 

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 
-from fraud.features import FEATURE_NAMES, compute_features
+from fraud.features import FEATURE_NAMES, INPUT_COLUMNS, compute_features
 from fraud.settings import Settings
 from fraud.spark import prepare_process, spark_conf
 
@@ -112,14 +112,20 @@ def read_result(settings: Settings, out: str) -> PrepResult:
                       {name: int(count) for name, count in manifest["rows"].items()}, split)
 
 
-def _features_of_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: the shared feature formulas on each Arrow batch of window inputs."""
-    for frame in batches:
-        features = compute_features(frame)
-        out = frame[["transaction_id", "user_id", "event_timestamp", "fraud", "split"]].copy()
-        for name in FEATURE_NAMES:
-            out[name] = features[name]
-        yield out
+PASSED_THROUGH = ("transaction_id", "user_id", "event_timestamp", "fraud", "split")
+
+
+def _features_of_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: the shared feature formulas on each Arrow batch of window inputs.
+
+    Arrow rather than pandas: the id and time columns pass through untouched instead of becoming Python
+    objects and back (a null history value reads as NaN, as pandas gave it).
+    """
+    for batch in batches:
+        features = compute_features({name: batch.column(name).to_numpy(zero_copy_only=False) for name in INPUT_COLUMNS})
+        yield pa.RecordBatch.from_arrays([*(batch.column(name) for name in PASSED_THROUGH),
+                                          *(pa.array(features[name], pa.float64()) for name in FEATURE_NAMES)],
+                                         names=[*PASSED_THROUGH, *FEATURE_NAMES])
 
 
 def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path | None = None, spark=None) -> PrepResult:
@@ -200,7 +206,7 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
          T.StructField("split", T.StringType())]
         + [T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES]
     )
-    features = inputs.mapInPandas(_features_of_batches, schema).withColumn("created_timestamp", F.lit(created))
+    features = inputs.mapInArrow(_features_of_batches, schema).withColumn("created_timestamp", F.lit(created))
 
     features.write.mode("overwrite").parquet(features_path)
     counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}
