@@ -102,11 +102,15 @@ class Settings(BaseSettings):
     train_epochs: int = Field(20, ge=1)
     train_batch_size: int = Field(2048, ge=16)
     train_max_rows: int = Field(1_000_000, ge=1_000, description=(
-        "FRAUD_TRAIN_MAX_ROWS: the train and the valid split are each sampled down to about this many rows "
-        "(uniformly, seeded, before the point-in-time join); the test split by FRAUD_TEST_MAX_ROWS."))
-    test_max_rows: int = Field(1_000_000, ge=1_000, description=(
-        "FRAUD_TEST_MAX_ROWS: the test split is sampled down to about this many rows (uniformly, seeded): a million "
-        "rows hold about 11,000 frauds, enough to measure PR-AUC to about 0.005; 100,000 users' test split is whole."))
+        "FRAUD_TRAIN_MAX_ROWS: the train split is sampled down to about this many rows (uniformly, seeded, before "
+        "the point-in-time join); the valid split by FRAUD_VALID_MAX_ROWS, the test split by FRAUD_TEST_MAX_ROWS."))
+    valid_max_rows: int = Field(500_000, ge=1_000, description=(
+        "FRAUD_VALID_MAX_ROWS: the valid split is sampled down to about this many rows (uniformly, seeded): about "
+        "5,500 frauds at 1,000,000 users, for early stopping, the threshold and the baseline's tuning."))
+    test_max_rows: int = Field(500_000, ge=1_000, description=(
+        "FRAUD_TEST_MAX_ROWS: the test split is sampled down to about this many rows (uniformly, seeded): half a "
+        "million rows hold about 5,500 frauds, enough to measure PR-AUC to about 0.007 (the gate compares models on "
+        "the same rows); 100,000 users' test split (265,000 rows) is whole."))
     baseline_tuning_rows: int = Field(250_000, ge=1_000, description=(
         "FRAUD_BASELINE_TUNING_ROWS: the evaluate step tunes the HistGradientBoosting baseline's grid on a uniform "
         "sample of this many train rows, then fits the winner on the whole train split."))

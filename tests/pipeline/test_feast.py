@@ -73,7 +73,7 @@ def test_training_sets_come_from_spark_with_train_and_valid_sampled_and_test_who
     from training_pipeline.training_data import build_training_sets
 
     settings, result = prepared
-    capped = settings.model_copy(update={"train_max_rows": 4000})
+    capped = settings.model_copy(update={"train_max_rows": 4000, "valid_max_rows": 4000})
     paths = build_training_sets(capped, out_dir=tmp_path)
     frames = {split: pd.read_parquet(path) for split, path in paths.items()}
     for split in ("train", "valid"):
