@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 log = logging.getLogger(__name__)
 INPUT_NAME = "features"
 OUTPUT_NAME = "score"
+PREDICT_BATCH = 8192  # rows per batch when Keras only predicts
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,16 @@ def train(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, settings
     class_weight = {0: 1.0, 1: float(np.sqrt((len(y_train) - positives) / positives))}
     model = build_model(x_train, settings.train_seed)
     stop = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=4, restore_best_weights=True)
+    # Validation only predicts: in batches as large as the parity check's, not the training's small ones.
     history = model.fit(x_train, y_train, validation_data=(x_valid, y_valid), epochs=settings.train_epochs,
-                        batch_size=settings.train_batch_size, class_weight=class_weight, callbacks=[stop], verbose=0)
+                        batch_size=settings.train_batch_size, validation_batch_size=PREDICT_BATCH, class_weight=class_weight,
+                        callbacks=[stop], verbose=0)
     best = float(max(history.history["val_pr_auc"]))
     log.info("trained %d epochs, best valid PR-AUC %.4f", len(history.history["loss"]), best)
 
     export_onnx(model, onnx_path)
     x_test, _ = _xy(test)
-    keras_scores = model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
+    keras_scores = model.predict(x_test, batch_size=PREDICT_BATCH, verbose=0).reshape(-1)
     onnx_scores = OnnxFraudModel(onnx_path).predict(x_test)
     max_diff = float(np.max(np.abs(keras_scores - onnx_scores))) if len(x_test) else 0.0
     if max_diff > 1e-5:
