@@ -27,21 +27,17 @@ from feast.utils import _get_column_names, to_naive_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-I = TypeVar("I")
 TEXT_FIELDS = frozenset({"string_val", "int64_val", "int32_val", "double_val", "float_val", "bool_val"})  # extract_text_and_num's
 CHUNK_USERS = 100_000  # users per executemany and transaction: a reader waits for no more than one chunk's commit
 
 
 def materialize_sqlite(store, start: datetime, end: datetime) -> dict[str, int]:  # store: feast.FeatureStore
-    """Write each online feature view's latest row per entity in [start, end]; return the rows (entities) per view.
-
-    Spark (its own process) picks the next view's rows while SQLite writes this one's.
-    """
-    views = [view for view in store.list_feature_views() if view.online]
-    entities = store.list_entities()  # read here: the registry is written below, between the views
+    """Write each online feature view's latest row per entity in [start, end]; return the rows (entities) per view."""
     written = {}
-    pulled = _one_ahead(lambda view: latest_rows(store, view, entities, start, end), views)
-    for view, latest in zip(views, pulled, strict=True):
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        latest = latest_rows(store, view, start, end)
         write_rows(store, view, latest)
         store.registry.apply_materialization(view, store.project, start, end, commit=True)
         written[view.name] = latest.num_rows
@@ -49,9 +45,9 @@ def materialize_sqlite(store, start: datetime, end: datetime) -> dict[str, int]:
     return written
 
 
-def latest_rows(store, view, entities: list, start: datetime, end: datetime) -> pa.Table:
+def latest_rows(store, view, start: datetime, end: datetime) -> pa.Table:
     """Each entity's latest row of the view's batch source in [start, end], by the offline store (Spark here)."""
-    join_keys, features, timestamp, created = _get_column_names(view, entities)
+    join_keys, features, timestamp, created = _get_column_names(view, store.list_entities())
     offline = store._get_provider().offline_store
     return offline.pull_latest_from_table_or_query(
         config=store.config, data_source=view.batch_source, join_key_columns=join_keys,
@@ -82,11 +78,11 @@ def write_rows(store, view, latest: pa.Table) -> None:
             connection.executemany(sql, rows)
 
 
-def _one_ahead(function: Callable[[I], T], items: Sequence[I]) -> Iterator[T]:
+def _one_ahead(function: Callable[[int], T], items: Sequence[int]) -> Iterator[T]:
     """``function`` of each item in order, the next one computed in a thread while the caller uses this one.
 
-    SQLite inserts without holding the GIL, so the next chunk's rows (or view's latest rows) are made meanwhile;
-    one ahead, no more, so no more than two chunks of rows are held.
+    SQLite inserts without holding the GIL, so the next chunk's rows are built meanwhile; one ahead, no more,
+    so no more than two chunks of rows are held.
     """
     if not items:
         return
