@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     scorer_table_store: Literal["rocksdb", "memory"] = Field("rocksdb", description=(
         "Where the worker keeps its user table: rocksdb (on disk under data_dir, so a restart replays only the "
         "changelog's tail) or memory (rebuilt from the whole changelog on every start)."))
-    scorer_batch_size: int = Field(500, ge=1, description=(
+    scorer_batch_size: int = Field(2_000, ge=1, description=(
         "Most transactions per micro-batch. A batch takes what the consumer has fetched, up to this; it never "
         "waits for more."))
     scorer_buffer_records: int = Field(5_000, ge=1, description=(
