@@ -114,8 +114,9 @@ _NO_STATE = {"count": 0, "mean_amount": 0.0, "m2": 0.0, "max_amount": 0.0,  # no
              "first_time_s": None, "last_time_s": None, "last_latitude": None, "last_longitude": None}
 _STATE_KEYS = (*STATE_NUMBERS, "merchants")
 _pick_numbers = operator.itemgetter(*STATE_NUMBERS)
-_HISTORY_NUMBERS = ("history_count", "history_mean_amount", "history_max_amount", "history_std_amount",
-                    "first_time_s", "last_time_s", "last_latitude", "last_longitude")
+_LAST_SEEN = ("first_time_s", "last_time_s", "last_latitude", "last_longitude")  # in a state, and as history
+_HISTORY_NUMBERS = ("history_count", "history_mean_amount", "history_max_amount", "history_std_amount", *_LAST_SEEN)
+_TRANSACTION_NUMBERS = ("event_time_s", "amount", "latitude", "longitude", "used_chip", "used_pin_number", "online_order")
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,6 @@ class TransactionColumns:
         matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(_TRANSACTION_NUMBERS))
         return cls(list(index), user_of, [t.merchant_id for t in transactions],
                    dict(zip(_TRANSACTION_NUMBERS, matrix.T, strict=True)))
-
-
-_TRANSACTION_NUMBERS = ("event_time_s", "amount", "latitude", "longitude", "used_chip", "used_pin_number", "online_order")
 
 
 @dataclass(frozen=True)
@@ -209,7 +207,7 @@ def _observe(state: dict[str, np.ndarray], history: dict[str, np.ndarray], batch
     history["history_max_amount"][rows] = state["max_amount"][users]
     with np.errstate(invalid="ignore", divide="ignore"):
         history["history_std_amount"][rows] = np.where(count > 1, np.sqrt(m2 / (count - 1)), 0.0)
-    for name in ("first_time_s", "last_time_s", "last_latitude", "last_longitude"):
+    for name in _LAST_SEEN:
         history[name][rows] = state[name][users]
     count = count + 1
     delta = amount - mean
@@ -231,13 +229,14 @@ def _recent_merchants(state: Mapping) -> dict[str, None]:
     Older records listed every merchant ever seen, from a set: any length, in no
     particular order, so which are kept past RECENT_MERCHANTS is arbitrary (once).
     """
-    merchants = state.get("merchants") or ()
-    return dict.fromkeys(merchants[-RECENT_MERCHANTS:] if len(merchants) > RECENT_MERCHANTS else merchants)
+    return dict.fromkeys((state.get("merchants") or ())[-RECENT_MERCHANTS:])
 
 
 def _seen_again(merchants: dict[str, None], merchant: str) -> bool:
     """Whether ``merchant`` is among ``merchants``; it becomes the most recent, the least recent beyond the bound goes."""
-    seen = merchants.pop(merchant, 0) is None
+    seen = merchant in merchants
+    if seen:
+        del merchants[merchant]
     merchants[merchant] = None
     if len(merchants) > RECENT_MERCHANTS:
         del merchants[next(iter(merchants))]
