@@ -25,15 +25,19 @@ acked: the next owner reads them again) and wait for the batch being scored.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
 
 from stream_scorer.batch import Record, from_consumer_records
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ class BulkInputConsumer(Consumer):
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:  # fetched while a rebalance stopped the flow: read them again later
-                    await self.perform_seek()
+                    await self._seek_to_committed()
                     continue
                 if self.app.consumer_generation_id != generation:
                     continue  # the new generation's seek reads them again
@@ -168,6 +172,18 @@ class BulkInputConsumer(Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def _seek_to_committed(self) -> None:
+        """Rewind to the committed offsets, as Faust's fetch loop does when the flow stopped under it.
+
+        A rebalance may take the partitions away meanwhile: aiokafka then refuses the
+        seek (IllegalStateError, seen in the chaos rebalance run), and the partitions'
+        next owner, this worker or another, seeks them itself when they are assigned.
+        """
+        try:
+            await self.perform_seek()
+        except IllegalStateError as error:
+            log.info("no seek back to the committed offsets: %s (the next assignment seeks)", error)
 
     async def _deliver_others(self, records: Mapping, active: set | None) -> list[Record]:
         """Send other topics' records through Faust's own path, a record at a time; return the input topic's."""

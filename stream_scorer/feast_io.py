@@ -5,7 +5,10 @@ helper thread; profile reads (a few milliseconds, rare once the cache is warm)
 then run on the event loop itself (see `read_profiles`). Pushes run in a helper
 process: the SQLite online store writes row by row in Python, which in the
 worker's process would hold its GIL for longer than scoring the batch takes.
-The helper exits when the worker does, however the worker ends (`exit_with_parent`).
+The helper exits when the worker does, however the worker ends (`exit_with_parent`),
+and not before: it ignores the stop signals a terminal or a supervisor sends the
+worker's whole process group. A helper that dies all the same (killed, out of
+memory) is replaced by a new one at the next push; the worker goes on scoring.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
@@ -39,9 +44,23 @@ class FeastGateway:
         self.settings = settings
         self._store = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="feast")
+        self._pusher = self._new_pusher()
+
+    def _new_pusher(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker has threads (Kafka clients) that a forked child would inherit half-way.
-        self._pusher = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_open_in_child, initargs=(settings, os.getpid()))
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_open_in_child, initargs=(self.settings, os.getpid()))
+
+    async def _in_pusher(self, function: Callable, *args: object) -> object:
+        """``function(*args)`` in the push process; a broken one (its process died) is replaced before this raises."""
+        pusher = self._pusher
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pusher, function, *args)
+        except BrokenProcessPool:
+            if self._pusher is pusher:
+                pusher.shutdown(wait=False)
+                self._pusher = self._new_pusher()  # started by its first submit
+            raise
 
     def _open(self):
         if self._store is None:
@@ -81,7 +100,7 @@ class FeastGateway:
 
     async def push(self, parts: list[dict]) -> None:
         """Write the users' latest features to the online store through the push source (in the helper process)."""
-        await asyncio.get_running_loop().run_in_executor(self._pusher, _push_in_child, parts)
+        await self._in_pusher(_push_in_child, parts)
 
     async def warm_up(self) -> None:
         """Open the store, then start the push process, now (imports take seconds) rather than on the first batch.
@@ -92,7 +111,10 @@ class FeastGateway:
         loop, began = asyncio.get_running_loop(), time.perf_counter()
         await loop.run_in_executor(self._thread, self._open)
         log.info("Feast store open after %.1f s", time.perf_counter() - began)
-        await loop.run_in_executor(self._pusher, _ping)
+        try:
+            await self._in_pusher(_ping)
+        except BrokenProcessPool as error:  # pushes are not on the scoring path: score, and start a new one on the first push
+            log.warning("the Feast push process died while starting (%s); a new one starts with the first push", error)
 
 
 def skip_feast_type_checks() -> None:
@@ -149,6 +171,10 @@ def _open_in_child(settings: Settings, parent_pid: int) -> None:
     from fraud.feature_store import open_store
 
     exit_with_parent(parent_pid)  # first: opening the store takes seconds, and the worker may die meanwhile
+    # A stop (Ctrl-C, or `fraud stack down`'s SIGTERM) goes to the worker's whole process group. The worker
+    # decides when it ends; this helper follows it (above) rather than dying under a push in flight.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     skip_feast_type_checks()
     os.nice(10)  # when CPU is short, scoring goes first; pushes then merge more rows and run less often
     _child_store = open_store(settings)

@@ -258,6 +258,25 @@ def test_the_faust_agent_scores_what_the_consumer_fetched_in_batches_and_acks_it
     assert sorted(consumer._acked[TP("tx-in", 0)]) == list(range(11))  # every offset acked, once, after its outcome
 
 
+def test_a_seek_refused_because_a_rebalance_took_the_partitions_does_not_stop_the_fetch_loop(tmp_path) -> None:
+    """A rebalance stopped the flow under a fetch: the consumer rewinds to the committed offsets. If the partitions
+    are gone meanwhile, aiokafka refuses the seek (it crashed a worker in the chaos rebalance run); the loop goes on."""
+    from aiokafka.errors import IllegalStateError
+
+    from stream_scorer.app import build_app
+
+    consumer = build_app(Settings(_env_file=None, data_dir=tmp_path, topic_transactions="tx-in")).app.consumer
+    seeks: list[str] = []
+
+    async def seek_refused() -> None:
+        seeks.append("tried")
+        raise IllegalStateError("No current assignment for partition TopicPartition(topic='tx-in', partition=0)")
+
+    consumer.perform_seek = seek_refused
+    asyncio.run(consumer._seek_to_committed())
+    assert seeks == ["tried"]
+
+
 def test_redelivered_records_whose_scores_are_out_are_skipped() -> None:
     harness = Harness()
     batch = [good(n) for n in range(5)]
