@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     scorer_metrics_port: int = Field(9108, ge=1, le=65535, description="Prometheus /metrics of the worker.")
     scorer_source: str = Field("fraud.stream_scorer", description="CloudEvents `source` of score events.")
     feast_push_interval_s: float = Field(1.0, ge=0, description="Shortest time between two Feast pushes of the worker.")
+    feast_push_busy_fraction: float = Field(0.25, gt=0, le=1, description=(
+        "Most of its time the worker's Feast push process spends pushing: after a push that took t seconds, the next "
+        "starts at least t / this after it. Under heavy load Feast lags further behind, and scoring keeps the cores."))
+    feast_push_max_pending_rows: int = Field(200_000, ge=1, description=(
+        "Most users' rows waiting for the next Feast push; beyond it the oldest batches' rows are dropped (counted in "
+        "fraud_scorer_feast_rows_dropped)."))
     profile_cache_ttl_s: float = Field(300.0, gt=0, description="How long the worker reuses a user's Feast profile.")
     profile_cache_max_users: int = Field(100_000, ge=1, description=(
         "Most users' Feast profiles the worker keeps; the least recently seen go first."))

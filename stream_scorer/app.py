@@ -193,7 +193,8 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
     scorer = app.scorer = BatchScorer(
         settings, (RocksDBTableStates if on_disk else TableStates)(table, app),
         ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s, max_users=settings.profile_cache_max_users),
-        CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s), predictor,
+        CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s, settings.feast_push_busy_fraction,
+                         settings.feast_push_max_pending_rows, metrics.feast_rows_dropped.inc), predictor,
         send_scores=lambda messages: send_and_wait(settings.topic_scores, messages),
         send_dead_letters=lambda messages: send_and_wait(settings.topic_dlq, messages),
         metrics=metrics,

@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -205,39 +205,59 @@ def _ping() -> bool:
 
 
 class CoalescingPusher:
-    """Feast pushes off the scoring path: one push in flight, at most one per ``interval_s``.
+    """Feast pushes off the scoring path: one push in flight, spaced out, and a bounded queue.
 
     Every push has a fixed cost (registry lookups, Arrow to protobuf, a SQLite
     commit) on top of its rows, so many small pushes cost far more than a few big
     ones. Scoring never waits for a push; rows that arrive while one runs, or
-    within ``interval_s`` of the last, are merged into the next (the latest row
-    per user wins). Feast is then at most about ``interval_s`` behind the stream.
+    before the next may start, are merged into the next (the latest row per user wins).
+
+    A push starts at least ``interval_s`` after the one before started, and at least
+    its duration / ``busy_fraction`` after it: a push that took 2 s with 0.25 waits
+    until 8 s after its start. The push process then keeps to about that share of a
+    core, and leaves the rest to scoring; under heavy load Feast lags a few push
+    durations behind the stream. Rows waiting beyond ``max_pending_rows`` are dropped,
+    the oldest batches first (``on_dropped``): their users keep their older values in
+    Feast until their next transaction is pushed. The worker's own scores never read them.
     """
 
     def __init__(self, push: Callable[[list[dict]], Awaitable[None]],
-                 on_failure: Callable[[Exception, int], None] = lambda error, batches: None, interval_s: float = 0.0) -> None:
-        self._push, self._on_failure, self.interval_s = push, on_failure, interval_s
-        self._pending: list[dict] = []
+                 on_failure: Callable[[Exception, int], None] = lambda error, batches: None, interval_s: float = 0.0,
+                 busy_fraction: float = 1.0, max_pending_rows: int = 1_000_000,
+                 on_dropped: Callable[[int], None] = lambda rows: None) -> None:
+        if not 0 < busy_fraction <= 1:
+            raise ValueError(f"busy_fraction must be in (0, 1], not {busy_fraction}")
+        self._push, self._on_failure, self._on_dropped = push, on_failure, on_dropped
+        self.interval_s, self.busy_fraction, self.max_pending_rows = interval_s, busy_fraction, max_pending_rows
+        self._pending: deque[dict] = deque()
+        self._pending_rows = 0
         self._running: asyncio.Task | None = None
-        self._last_start = -math.inf
+        self._next_start = -math.inf
 
     def submit(self, rows: dict) -> None:
         """Queue one batch's rows (columns, see `latest_per_user`); returns at once."""
         self._pending.append(rows)
+        self._pending_rows += len(rows["user_id"])
+        while self._pending_rows > self.max_pending_rows and len(self._pending) > 1:
+            dropped = len(self._pending.popleft()["user_id"])
+            self._pending_rows -= dropped
+            self._on_dropped(dropped)
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         while self._pending:
-            wait = self._last_start + self.interval_s - time.monotonic()
+            wait = self._next_start - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._last_start = time.monotonic()
-            parts, self._pending = self._pending, []
+            started = time.monotonic()
+            parts, self._pending, self._pending_rows = list(self._pending), deque(), 0
             try:
                 await self._push(parts)
             except Exception as error:  # the scores do not depend on it; these users' next rows push again
                 self._on_failure(error, len(parts))
+            took = time.monotonic() - started
+            self._next_start = started + max(self.interval_s, took / self.busy_fraction)
 
     async def flush(self) -> None:
         """Wait until everything submitted has been pushed (or failed)."""

@@ -57,6 +57,9 @@ class ScorerMetrics:
                             registry=registry)
         self.consumer_lag = Gauge("fraud_scorer_consumer_lag", "Records on the input partitions not processed yet.",
                                   ["partition"], registry=registry)
+        self.feast_rows_dropped = Counter("fraud_scorer_feast_rows_dropped",
+                                          "Users' rows dropped, not pushed to Feast, because too many waited.",
+                                          registry=registry)
         self.feast_push_failures = Counter("fraud_scorer_feast_push_failures", "Batches whose Feast push failed.",
                                            registry=registry)
         self.profile_reads = Counter("fraud_scorer_profile_reads", "User profiles read from Feast (cache misses).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -194,15 +195,57 @@ def test_pushes_never_overlap_and_batches_that_wait_go_together() -> None:
         nonlocal gate
         gate = asyncio.Event()
         pusher = CoalescingPusher(slow_push)
-        pusher.submit({"batch": 1})
+        pusher.submit({"user_id": ["user_1"]})
         await asyncio.sleep(0)  # the first push starts and waits
-        pusher.submit({"batch": 2})
-        pusher.submit({"batch": 3})
+        pusher.submit({"user_id": ["user_2"]})
+        pusher.submit({"user_id": ["user_3"]})
         gate.set()
         await pusher.flush()
 
     asyncio.run(scenario())
-    assert pushed == [[{"batch": 1}], [{"batch": 2}, {"batch": 3}]]
+    assert pushed == [[{"user_id": ["user_1"]}], [{"user_id": ["user_2"]}, {"user_id": ["user_3"]}]]
+
+
+def test_a_push_is_followed_by_a_pause_that_keeps_the_push_process_to_its_share_of_the_time() -> None:
+    starts: list[float] = []
+
+    async def push(parts) -> None:
+        starts.append(time.monotonic())
+        await asyncio.sleep(0.1)
+
+    async def scenario() -> None:
+        pusher = CoalescingPusher(push, busy_fraction=0.25)
+        pusher.submit({"user_id": ["user_1"]})
+        await asyncio.sleep(0)
+        pusher.submit({"user_id": ["user_2"]})  # waits: the first push took 0.1 s, so the next starts 0.4 s after it
+        await pusher.flush()
+
+    asyncio.run(scenario())
+    assert len(starts) == 2
+    assert starts[1] - starts[0] >= 0.4
+
+
+def test_rows_beyond_the_pending_bound_are_dropped_oldest_first_and_counted() -> None:
+    pushed, dropped, gate = [], [], None
+
+    async def slow_push(parts) -> None:
+        await gate.wait()
+        pushed.append(parts)
+
+    async def scenario() -> None:
+        nonlocal gate
+        gate = asyncio.Event()
+        pusher = CoalescingPusher(slow_push, max_pending_rows=3, on_dropped=dropped.append)
+        pusher.submit({"user_id": ["user_1"]})
+        await asyncio.sleep(0)  # being pushed: no longer pending
+        for batch in (["user_2", "user_3"], ["user_4"], ["user_5", "user_6"]):
+            pusher.submit({"user_id": batch})
+        gate.set()
+        await pusher.flush()
+
+    asyncio.run(scenario())
+    assert dropped == [2]  # user_2 and user_3's batch, the oldest waiting, when the third batch came
+    assert pushed == [[{"user_id": ["user_1"]}], [{"user_id": ["user_4"]}, {"user_id": ["user_5", "user_6"]}]]
 
 
 def test_the_pushed_frame_keeps_each_users_latest_row() -> None:
