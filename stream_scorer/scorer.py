@@ -288,16 +288,16 @@ class BatchScorer:
         the committed offset while events fetched before it still wait in the batch buffer.
         Scored twice in a row, the second copy would count itself in its own history.
         """
+        reached = {user: state[POSITION_KEY] for user, state in saved.items() if state and POSITION_KEY in state}
         seen: set[tuple[int, int]] = set()
-
-        def scored_already(record: Record, user_id: str) -> bool:
-            partition, offset = (saved.get(user_id) or {}).get(POSITION_KEY, (-1, -1))
-            if (record.partition == partition and record.offset <= offset) or (record.partition, record.offset) in seen:
-                return True
-            seen.add((record.partition, record.offset))
-            return False
-
-        fresh = [(record, t) for record, t in valid if not scored_already(record, t.user_id)]
+        fresh = []
+        for record, transaction in valid:
+            where = (record.partition, record.offset)
+            position = reached.get(transaction.user_id)
+            if (position is not None and record.partition == position[0] and record.offset <= position[1]) or where in seen:
+                continue
+            seen.add(where)
+            fresh.append((record, transaction))
         if len(fresh) < len(valid):
             self.metrics.redelivered.inc(len(valid) - len(fresh))
             log.info("skipped %d redelivered records that were scored already", len(valid) - len(fresh))
