@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     scorer_batch_size: int = Field(2_000, ge=1, description=(
         "Most transactions per micro-batch. A batch takes what the consumer has fetched, up to this; it never "
         "waits for more."))
-    scorer_buffer_records: int = Field(5_000, ge=1, description=(
+    scorer_buffer_records: int = Field(20_000, ge=1, description=(
         "Most fetched input records waiting for the agent; beyond it the worker stops fetching until it catches up."))
     scorer_producer_batch_bytes: int = Field(1_000_000, ge=16_384, description=(
         "Largest producer batch the worker sends to one partition. A batch's scores for a partition should fit in one: "
