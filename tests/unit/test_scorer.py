@@ -184,26 +184,37 @@ def test_a_failed_feast_push_does_not_hold_the_scores_back() -> None:
     assert harness.count("fraud_scorer_feast_push_failures_total") == 1
 
 
-def test_pushes_never_overlap_and_batches_that_wait_go_together() -> None:
-    pushed, gate = [], None
+class GatedPush:
+    """A Feast push that waits until ``gate`` opens (made inside the test's event loop), then records its parts."""
 
-    async def slow_push(parts) -> None:
-        await gate.wait()
-        pushed.append(parts)
+    def __init__(self) -> None:
+        self.pushed: list[list[dict]] = []
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, parts: list[dict]) -> None:
+        await self.gate.wait()
+        self.pushed.append(parts)
+
+    def pusher(self, **options: object) -> CoalescingPusher:
+        """A pusher through this push, its first submit held at the gate."""
+        self.gate = asyncio.Event()
+        return CoalescingPusher(self, **options)
+
+
+def test_pushes_never_overlap_and_batches_that_wait_go_together() -> None:
+    push = GatedPush()
 
     async def scenario() -> None:
-        nonlocal gate
-        gate = asyncio.Event()
-        pusher = CoalescingPusher(slow_push)
+        pusher = push.pusher()
         pusher.submit({"user_id": ["user_1"]})
         await asyncio.sleep(0)  # the first push starts and waits
         pusher.submit({"user_id": ["user_2"]})
         pusher.submit({"user_id": ["user_3"]})
-        gate.set()
+        push.gate.set()
         await pusher.flush()
 
     asyncio.run(scenario())
-    assert pushed == [[{"user_id": ["user_1"]}], [{"user_id": ["user_2"]}, {"user_id": ["user_3"]}]]
+    assert push.pushed == [[{"user_id": ["user_1"]}], [{"user_id": ["user_2"]}, {"user_id": ["user_3"]}]]
 
 
 def test_a_push_is_followed_by_a_pause_that_keeps_the_push_process_to_its_share_of_the_time() -> None:
@@ -226,26 +237,20 @@ def test_a_push_is_followed_by_a_pause_that_keeps_the_push_process_to_its_share_
 
 
 def test_rows_beyond_the_pending_bound_are_dropped_oldest_first_and_counted() -> None:
-    pushed, dropped, gate = [], [], None
-
-    async def slow_push(parts) -> None:
-        await gate.wait()
-        pushed.append(parts)
+    push, dropped = GatedPush(), []
 
     async def scenario() -> None:
-        nonlocal gate
-        gate = asyncio.Event()
-        pusher = CoalescingPusher(slow_push, max_pending_rows=3, on_dropped=dropped.append)
+        pusher = push.pusher(max_pending_rows=3, on_dropped=dropped.append)
         pusher.submit({"user_id": ["user_1"]})
         await asyncio.sleep(0)  # being pushed: no longer pending
         for batch in (["user_2", "user_3"], ["user_4"], ["user_5", "user_6"]):
             pusher.submit({"user_id": batch})
-        gate.set()
+        push.gate.set()
         await pusher.flush()
 
     asyncio.run(scenario())
     assert dropped == [2]  # user_2 and user_3's batch, the oldest waiting, when the third batch came
-    assert pushed == [[{"user_id": ["user_1"]}], [{"user_id": ["user_4"]}, {"user_id": ["user_5", "user_6"]}]]
+    assert push.pushed == [[{"user_id": ["user_1"]}], [{"user_id": ["user_4"]}, {"user_id": ["user_5", "user_6"]}]]
 
 
 def test_the_pushed_frame_keeps_each_users_latest_row() -> None:
