@@ -38,6 +38,9 @@ def read_scores(
 ) -> Iterator[ScoreRecord]:
     """Yield score events; without ``follow``, stop after ``idle_timeout_s`` with nothing new.
 
+    ``max_records`` counts score events: a record that is not one is yielded (with its
+    reason) but does not count, so ``--max 4`` prints four scores whatever else the topic holds.
+
     Reading never joins a consumer group, so it never moves the offsets of the
     systems that act on scores. Partitions added to the topic later are not read.
     """
@@ -69,7 +72,7 @@ def read_scores(
             except InvalidEvent as error:
                 record = ScoreRecord(message.partition, message.offset, None, error.reason)
             yield record
-            seen += 1
+            seen += record.score is not None
             if max_records is not None and seen >= max_records:
                 return
     finally:

@@ -50,6 +50,19 @@ def test_scores_json_from_beginning_with_max(kafka_settings: Settings, new_topic
     assert read == written[:15]
 
 
+def test_max_counts_scores_not_the_bad_records_among_them(kafka_settings: Settings, new_topic: Callable[..., str]) -> None:
+    topic = new_topic("scores", partitions=1)
+    producer = KafkaProducer(**kafka_settings.kafka_client_config(), acks="all")
+    producer.send(topic, key=b"user_0", value=b"{garbage")  # first on the only partition: read before any score
+    producer.flush()
+    producer.close()
+    written = write_scores(kafka_settings, topic, 3)
+    result = fraud_scores(kafka_settings, "--topic", topic, "--from-beginning", "--max", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [Score.model_validate(json.loads(line)) for line in result.stdout.splitlines()] == written
+    assert "is not a score event" in result.stderr
+
+
 def test_scores_human_output_skips_bad_records_with_a_warning(kafka_settings: Settings, new_topic: Callable[..., str]) -> None:
     topic = new_topic("scores", partitions=1)
     write_scores(kafka_settings, topic, 5)
