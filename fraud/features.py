@@ -7,7 +7,8 @@ mean, max and standard deviation of amounts, first and last transaction, whether
 the merchant was seen before).
 
 The history has two implementations, and a parity test proves they agree:
-- batch: Spark window functions over all transactions (`training_pipeline/prep.py`);
+- batch: Spark gathers and sorts each user's transactions; `sorted_history` (`training_pipeline/prep.py`)
+  sums each user's earlier rows in numpy;
 - stream: `fold_activity`, a small per-user state (JSON, in the worker's table) folded
   over each micro-batch column-wise, in the order of the events.
 

@@ -1,4 +1,4 @@
-"""Batch (Spark windows) and stream (incremental state) give every transaction the same features."""
+"""Batch (Spark, each user's rows sorted, then numpy) and stream (incremental state) give every transaction the same features."""
 
 from __future__ import annotations
 
