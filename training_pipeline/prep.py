@@ -201,6 +201,8 @@ def _features_of_sorted(split: TimeSplit, batches: Iterator[pa.RecordBatch]) -> 
     """
     waiting: list[pa.RecordBatch] = []
     for batch in batches:
+        if not batch.num_rows:
+            continue
         table = pa.Table.from_batches([*waiting, batch]).combine_chunks()
         users = table.column("user_id")
         last_user_starts = table.num_rows - 1
@@ -308,7 +310,8 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
          T.StructField("split", T.StringType())]
         + [T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES]
     )
-    features = in_user_order.mapInArrow(functools.partial(_features_of_sorted, split), schema).withColumn("created_timestamp", F.lit(created))
+    features = (in_user_order.mapInArrow(functools.partial(_features_of_sorted, split), schema)
+                .withColumn("created_timestamp", F.lit(created)))
 
     features.write.mode("overwrite").parquet(features_path)
     counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}

@@ -82,3 +82,12 @@ def test_features_do_not_depend_on_where_the_batches_are_cut(batch_rows: int) ->
     expected = ["profile" if t < SPLIT.profile_end else "train" if t < SPLIT.valid_start
                 else "valid" if t < SPLIT.test_start else "test" for t in times]
     assert splits == expected and set(splits) == {"profile", "train", "valid", "test"}
+
+
+def test_empty_batches_among_them_change_nothing() -> None:
+    table = sorted_rows(users=5)
+    empty = table.schema.empty_table().to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    batches = [empty[0], *table.to_batches(max_chunksize=3), empty[0]]
+    out = pa.Table.from_batches(list(_features_of_sorted(SPLIT, iter(batches))))
+    assert out.column("transaction_id").to_pylist() == table.column("transaction_id").to_pylist()
+    assert list(_features_of_sorted(SPLIT, iter(empty))) == []
