@@ -185,14 +185,20 @@ def _numbers(state: Mapping) -> tuple:
         return tuple(state.get(name) for name in STATE_NUMBERS)
 
 
-def _by_rank_within_user(user_of: np.ndarray) -> list[np.ndarray]:
-    """The row indices of each user's first row in the batch, then of each one's second, and so on."""
-    order = np.argsort(user_of, kind="stable")
-    users_sorted = user_of[order]
-    group_start = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
+def rank_within_groups(keys: np.ndarray) -> np.ndarray:
+    """Each row's rank among the rows with its key, in row order: 0 for a key's first row, 1 for its second, ..."""
+    order = np.argsort(keys, kind="stable")
+    keys_sorted = keys[order]
+    group_start = np.flatnonzero(np.r_[True, keys_sorted[1:] != keys_sorted[:-1]])
     sizes = np.diff(np.r_[group_start, len(order)])
     rank = np.empty(len(order), np.intp)
     rank[order] = np.arange(len(order)) - np.repeat(group_start, sizes)
+    return rank
+
+
+def _by_rank_within_user(user_of: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each user's first row in the batch, then of each one's second, and so on."""
+    rank = rank_within_groups(user_of)
     by_rank = np.argsort(rank, kind="stable")
     counts = np.bincount(rank) if len(rank) else np.zeros(0, np.intp)
     return np.split(by_rank, np.cumsum(counts)[:-1])

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraud.features import FEATURE_NAMES, compute_features
+from fraud.features import FEATURE_NAMES, compute_features, rank_within_groups
 from fraud.settings import Settings
 from fraud.spark import prepare_process, spark_conf
 
@@ -132,10 +132,11 @@ def _micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROS
 
 
-def sorted_history(table: pa.Table, time_s: np.ndarray) -> dict[str, np.ndarray]:
+def sorted_history(table: pa.Table, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The history columns of INPUT_COLUMNS for rows sorted by user, then time: each user's rows strictly before.
 
-    ``table`` holds whole users only (`_features_of_sorted` cuts batches so). Sums and maxima run per user, rank by
+    ``columns`` holds the rows' event_time_s, amount, latitude and longitude as numbers, ``table`` their user and
+    merchant ids, of whole users only (`_features_of_sorted` cuts batches so). Sums and maxima run per user, rank by
     rank (the k-th row of every user at once), so no user's figures mix with another's. The variance comes from
     sums of amounts shifted by the user's first one, a different algorithm from the stream's Welford fold
     (`fold_activity`), which the parity test holds it to.
@@ -149,7 +150,7 @@ def sorted_history(table: pa.Table, time_s: np.ndarray) -> dict[str, np.ndarray]
     user_of = np.cumsum(new_user) - 1
     first = starts[user_of]
     rank = (np.arange(rows) - first).astype(np.float64)
-    amount = np.asarray(table.column("amount").to_numpy(zero_copy_only=False), np.float64)
+    amount, time_s = np.asarray(columns["amount"], np.float64), columns["event_time_s"]
     shifted = amount - amount[first]
     total, squares, highest = np.zeros(rows), np.zeros(rows), np.full(rows, np.nan)
     sizes = np.diff(np.append(starts, rows))
@@ -172,25 +173,15 @@ def sorted_history(table: pa.Table, time_s: np.ndarray) -> dict[str, np.ndarray]
         "first_time_s": np.where(has, time_s[first], np.nan),
         "merchant_seen_before": _seen_before(user_of, table.column("merchant_id")),
     }
-    for name, column in (("last_time_s", time_s), ("last_latitude", None), ("last_longitude", None)):
-        values = column if column is not None else np.asarray(
-            table.column(name.removeprefix("last_")).to_numpy(zero_copy_only=False), np.float64)
-        history[name] = np.where(has, values[previous], np.nan)
+    for name in ("event_time_s", "latitude", "longitude"):
+        history["last_" + name.removeprefix("event_")] = np.where(has, columns[name][previous], np.nan)
     return history
 
 
 def _seen_before(user_of: np.ndarray, merchants: pa.ChunkedArray) -> np.ndarray:
     """How many of the user's earlier rows were at the same merchant (rows in time order within each user)."""
     codes = pc.dictionary_encode(merchants).combine_chunks().indices.to_numpy().astype(np.int64)
-    key = user_of.astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes
-    order = np.argsort(key, kind="stable")  # stable: a (user, merchant)'s rows stay in time order
-    ordered = key[order]
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = ordered[1:] != ordered[:-1]
-    group_start = np.flatnonzero(new_group)
-    seen = np.empty(len(order), np.float64)
-    seen[order] = np.arange(len(order)) - np.repeat(group_start, np.diff(np.append(group_start, len(order))))
-    return seen
+    return rank_within_groups(user_of.astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes).astype(np.float64)
 
 
 def _features_of_sorted(split: TimeSplit, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -224,7 +215,8 @@ def _features_of_users(split: TimeSplit, table: pa.Table) -> pa.RecordBatch:
     micros = table.column("event_timestamp").cast(pa.int64()).to_numpy(zero_copy_only=False)
     time_s = micros / 1e6  # Spark's cast of a timestamp to double
     inputs = {name: table.column(name).to_numpy(zero_copy_only=False) for name in _READ_AS_IS}
-    features = compute_features(inputs | {"event_time_s": time_s} | sorted_history(table, time_s))
+    inputs["event_time_s"] = time_s
+    features = compute_features(inputs | sorted_history(table, inputs))
     edges = [_micros(moment) for moment in (split.profile_end, split.valid_start, split.test_start)]
     parts = np.array(SPLITS, dtype=object)[np.searchsorted(edges, micros, side="right")]
     passed = {"transaction_id": table.column("transaction_id").combine_chunks(),

@@ -60,7 +60,9 @@ def oracle(table: pa.Table) -> dict[str, list[float]]:
 def test_the_history_of_sorted_rows_is_each_users_earlier_rows() -> None:
     table = sorted_rows()
     time_s = table.column("event_timestamp").cast(pa.int64()).to_numpy() / 1e6
-    history = sorted_history(table, time_s)
+    history = sorted_history(table, {"event_time_s": time_s, "amount": table.column("amount").to_numpy(),
+                                     "latitude": table.column("latitude").to_numpy(),
+                                     "longitude": table.column("longitude").to_numpy()})
     for name, expected in oracle(table).items():
         np.testing.assert_allclose(history[name], expected, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
     first_rows = history["history_count"] == 0
