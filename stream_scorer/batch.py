@@ -8,6 +8,7 @@ these together and does the I/O.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from fraud.events import DEFAULT_LIMITS, InvalidEvent, ScoreColumns, Transaction
 from fraud.features import FEATURE_NAMES
 
 Headers = list[tuple[str, bytes]]
+user_id_of = operator.attrgetter("user_id")  # a transaction's user, as a C-level callable for map()
 DLQ_REASON_HEADER = "fraud-dlq-reason"
 DLQ_ORIGIN_HEADER = "fraud-dlq-origin"
 
@@ -41,9 +43,16 @@ class Record(NamedTuple):
 
 
 def from_consumer_records(records: Iterable) -> list[Record]:
-    """Kafka clients' ConsumerRecords (aiokafka's, kafka-python's) as `Record`s."""
-    return [Record(r.key, r.value, list(r.headers or []), r.topic, r.partition, r.offset, r.timestamp / 1000.0)
+    """Kafka clients' ConsumerRecords (aiokafka's, kafka-python's) as `Record`s.
+
+    Built with ``tuple.__new__``, as a named tuple's own ``__new__`` does, without
+    that Python-level call: half the time per record.
+    """
+    return [_new_tuple(Record, (r.key, r.value, list(r.headers or []), r.topic, r.partition, r.offset, r.timestamp / 1000.0))
             for r in records]
+
+
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,7 @@ def latest_per_user(transactions: Sequence[Transaction], features: Mapping[str, 
     Plain columns, not a DataFrame: building frames is left to the push process
     (`stream_scorer.feast_io.activity_frame`), once per push rather than per batch.
     """
-    last: dict[str, int] = {}
-    for index, transaction in enumerate(transactions):
-        last[transaction.user_id] = index
+    last = dict(zip(map(user_id_of, transactions), range(len(transactions))))  # a user's later rows overwrite earlier ones
     rows = list(last.values())
     return {
         "user_id": list(last),
@@ -158,4 +165,4 @@ def score_columns(
 
 def users_of(transactions: Iterable[Transaction]) -> list[str]:
     """Distinct user ids, in first-seen order."""
-    return list(dict.fromkeys(t.user_id for t in transactions))
+    return list(dict.fromkeys(map(user_id_of, transactions)))

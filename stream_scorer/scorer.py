@@ -32,20 +32,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
 
 from fraud.events import KafkaRecord, Score, Transaction, TransactionLimits, decode, score_messages
 from fraud.features import FEATURE_NAMES, stream_features
 from fraud.settings import Settings
 from stream_scorer.backpressure import Backpressure
 from stream_scorer.batch import (DeadLetter, Prediction, Record, feature_matrix, latest_per_user, non_finite_rows,
-                                 score_columns, split_valid, users_of)
+                                 score_columns, split_valid, user_id_of, users_of)
 from stream_scorer.faults import RowsRefused
 from stream_scorer.feast_io import CoalescingPusher, ProfileCache
-from stream_scorer.metrics import ScorerMetrics
+from stream_scorer.metrics import ScorerMetrics, observe_many
 from stream_scorer.predictor_client import PredictorClient
 
 log = logging.getLogger(__name__)
@@ -168,7 +171,7 @@ class BatchScorer:
     async def prepare(self, records: Sequence[Record]) -> Prepared:
         """Steps 1-4: validate, read state and profiles, compute features, ask the predictor; nothing is sent."""
         valid, dead = split_valid(records, self.limits)
-        users = users_of(t for _, t in valid)
+        users = users_of(map(_TRANSACTION, valid))
         saved = self.state.get_many([user for user in users if user not in self.unsaved])
         saved.update((user, self.unsaved[user]) for user in users if user in self.unsaved)
         valid = self._without_redeliveries(valid, saved)
@@ -179,8 +182,9 @@ class BatchScorer:
         messages = score_messages(score_columns(scored.valid, scored.features, scored.prediction, self.settings.model_name),
                                   self.settings.scorer_source)
         states = scored.states  # fresh dicts, the users' own: each gets the position of its last scored record
-        for record, transaction in scored.valid:
-            states[transaction.user_id][POSITION_KEY] = [record.partition, record.offset]
+        last_record = dict(zip(map(user_id_of, map(_TRANSACTION, scored.valid)), map(_RECORD, scored.valid)))
+        for user, record in last_record.items():
+            states[user][POSITION_KEY] = [record.partition, record.offset]
         self.unsaved.update(states)
         return Prepared(dead, messages, scored, states, self.epoch)
 
@@ -275,9 +279,8 @@ class BatchScorer:
         self.metrics.dead_letters.inc(len(dead))
 
     def _observe_published(self, valid: Valid, count: int) -> None:
-        published = time.time()
-        for record, _ in valid:
-            self.metrics.end_to_end.observe(max(0.0, published - record.timestamp_s))
+        entered = np.fromiter(map(_TIMESTAMP_S, map(_RECORD, valid)), np.float64, len(valid))
+        observe_many(self.metrics.end_to_end, np.maximum(0.0, time.time() - entered))
         self.metrics.scores_out.inc(count)
 
     def _without_redeliveries(self, valid: Valid, saved: dict) -> Valid:
@@ -288,6 +291,8 @@ class BatchScorer:
         the committed offset while events fetched before it still wait in the batch buffer.
         Scored twice in a row, the second copy would count itself in its own history.
         """
+        if not _may_hold_redeliveries([record for record, _ in valid], saved):
+            return valid
         reached = {user: state[POSITION_KEY] for user, state in saved.items() if state and POSITION_KEY in state}
         seen: set[tuple[int, int]] = set()
         fresh = []
@@ -306,3 +311,27 @@ class BatchScorer:
     def _on_wait(self, dependency: str) -> None:
         if dependency == "predictor":
             self.feature_names = None  # the predictor may come back with another model
+
+
+_RECORD, _TRANSACTION = operator.itemgetter(0), operator.itemgetter(1)
+_TIMESTAMP_S = operator.attrgetter("timestamp_s")
+_PARTITION, _OFFSET = operator.attrgetter("partition"), operator.attrgetter("offset")
+
+
+def _may_hold_redeliveries(records: Sequence[Record], saved: dict) -> bool:
+    """Whether a record of ``records`` could be one scored already, or come twice: if not, none needs a look.
+
+    Column-wise, for the batch as a whole: no record may come twice, and on each partition
+    the batch must start past the furthest position its users' states reached there.
+    """
+    partitions = np.fromiter(map(_PARTITION, records), np.int64, len(records))
+    offsets = np.fromiter(map(_OFFSET, records), np.int64, len(records))
+    if len(np.unique(partitions << 40 | offsets)) < len(records):
+        return True
+    reached: dict[int, int] = {}  # partition -> the furthest offset any of these users' states reached on it
+    for state in saved.values():
+        if state and POSITION_KEY in state:
+            partition, offset = state[POSITION_KEY]
+            if offset > reached.get(partition, -1):
+                reached[partition] = offset
+    return any(offset >= offsets[partitions == partition].min(initial=offset + 1) for partition, offset in reached.items())

@@ -21,7 +21,7 @@ from stream_scorer.faults import TransientFault
 from stream_scorer.feast_io import CoalescingPusher, ProfileCache, activity_frame
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.predictor_client import PredictorClient
-from stream_scorer.scorer import BatchScorer, DictStates
+from stream_scorer.scorer import BatchScorer, DictStates, _may_hold_redeliveries
 from tests.conftest import make_transaction
 
 
@@ -522,3 +522,16 @@ def test_when_a_publish_fails_the_next_batch_prepared_on_its_states_is_settled_a
     assert _features_by_id(overlapped.sent_scores) == _features_by_id(sequential.sent_scores)
     assert len(overlapped.sent_scores) == 27 and len(overlapped.sent_dead) == 1
     assert dict(overlapped.state) == dict(sequential.state) and overlapped.scorer.unsaved == {}
+
+
+def test_the_batch_wide_redelivery_check_looks_at_each_partition() -> None:
+    """`_may_hold_redeliveries` lets a batch skip the per-record check only when no record can need it."""
+    def at(partition: int, offset: int) -> Record:
+        return Record(None, b"{}", [], "tx-in", partition, offset, 0.0)
+
+    saved = {"a": {"input_position": [0, 9]}, "b": {"input_position": [2, 4]}, "c": None, "d": {"count": 1}}
+    assert not _may_hold_redeliveries([at(0, 10), at(2, 5), at(1, 0)], saved)
+    assert _may_hold_redeliveries([at(0, 10), at(2, 4)], saved)  # partition 2 starts at b's position
+    assert _may_hold_redeliveries([at(0, 9), at(2, 5)], saved)
+    assert _may_hold_redeliveries([at(1, 3), at(1, 3)], {})  # the same record twice
+    assert not _may_hold_redeliveries([at(1, 3), at(0, 3)], {})
