@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     scorer_table_store: Literal["rocksdb", "memory"] = Field("rocksdb", description=(
         "Where the worker keeps its user table: rocksdb (on disk under data_dir, so a restart replays only the "
         "changelog's tail) or memory (rebuilt from the whole changelog on every start)."))
+    scorer_state_cache_users: int = Field(50_000, ge=0, description=(
+        "With the rocksdb store: most users whose states, as last written, the worker keeps parsed in memory so that "
+        "their next batch need not read them back from disk (1-5 KB each, by the merchants they remember; 0 keeps none)."))
     scorer_batch_size: int = Field(2_000, ge=1, description=(
         "Most transactions per micro-batch. A batch takes what the consumer has fetched, up to this; it never "
         "waits for more."))

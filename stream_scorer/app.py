@@ -32,6 +32,7 @@ from stream_scorer.feast_io import CoalescingPusher, FeastGateway, ProfileCache
 from stream_scorer.metrics import ScorerMetrics
 from stream_scorer.offsets import Delivery, Hole, OffsetGuard, in_offset_order, read_holes
 from stream_scorer.predictor_client import PredictorClient
+from stream_scorer.recent_states import RecentStates
 from stream_scorer.scorer import BatchScorer, Prepared
 from stream_scorer.table_disk import changelog_topic_id, remember
 from stream_scorer.table_fill import fill_empty_table
@@ -51,6 +52,11 @@ class ScorerApp:
 
 
 _PARTITIONER = DefaultPartitioner()
+# Allocations between two young collections of the cyclic collector (Python's default: 700). A batch of
+# 2,000 events allocates several objects per event (records, transactions, states, messages), nearly none
+# in cycles, and at 700 the collector ran every few hundred events, each run also walking the survivors of
+# the runs before: at the default, a batch's features took 2-3 times longer (README "Stream benchmark").
+YOUNG_COLLECTION_EVERY = 50_000
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -191,7 +197,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         log.warning("Feast push of %d batches' users failed: %s", batches, error)
 
     scorer = app.scorer = BatchScorer(
-        settings, (RocksDBTableStates if on_disk else TableStates)(table, app),
+        settings, RocksDBTableStates(table, app, settings.scorer_state_cache_users) if on_disk else TableStates(table, app),
         ProfileCache(feast.read_profiles, settings.profile_cache_ttl_s, max_users=settings.profile_cache_max_users),
         CoalescingPusher(feast.push, push_failed, settings.feast_push_interval_s, settings.feast_push_busy_fraction,
                          settings.feast_push_max_pending_rows, metrics.feast_rows_dropped.inc), predictor,
@@ -277,6 +283,7 @@ def build_app(settings: Settings, metrics: ScorerMetrics | None = None) -> Score
         # out of the collector's sight, full collections stay short and p99 latency with them.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
         if on_disk:  # seconds on a busy machine, while the worker already scores: after the collection
             await remember_changelog(settings, table.changelog_topic.get_topic_name())
         metrics.set_consuming()
@@ -407,20 +414,26 @@ class RocksDBTableStates(TableStates):
     restart or when a rebalance hands the partition back, reads the changelog from there.
     As the DB is written only after the changelog acknowledged, every record up to that
     offset is in the DB; one written by another worker since is replayed.
+    The states this worker wrote last are also kept parsed (`RecentStates`), for as
+    long as the consumer generation they were written in.
     """
 
+    def __init__(self, table: faust.types.TableT, app: faust.App, cached_users: int) -> None:
+        super().__init__(table, app)
+        self.recent = RecentStates(cached_users)
+
     def get(self, user_id: str) -> dict | None:
-        key = user_id.encode()
-        value = self._db(partition_for(key, self._partitions)).get(key)
-        return None if value is None else orjson.loads(value)
+        return self.get_many([user_id])[user_id]
 
     def get_many(self, user_ids: Sequence[str]) -> dict[str, dict | None]:
-        """One multi-get per partition's DB."""
+        """The recently written states from memory; the others with one multi-get per partition's DB."""
+        found: dict[str, dict | None] = self.recent.known(user_ids, self.app.consumer_generation_id)
         keys: dict[int, list[bytes]] = {}
         for user_id in user_ids:
+            if user_id in found:
+                continue
             key = user_id.encode()
             keys.setdefault(partition_for(key, self._partitions), []).append(key)
-        found: dict[str, dict | None] = {}
         for partition, wanted in keys.items():
             for key, value in zip(wanted, self._db(partition).get(wanted), strict=True):
                 found[key.decode()] = None if value is None else orjson.loads(value)
@@ -437,6 +450,7 @@ class RocksDBTableStates(TableStates):
         for partition, (write, last) in writes.items():
             write.put(self.table.data.offset_key, str(last).encode())
             self._db(partition).write(write)
+        self.recent.wrote(states, self.app.consumer_generation_id)
 
     @property
     def _partitions(self) -> list[int]:

@@ -118,12 +118,13 @@ def latest_per_user(transactions: Sequence[Transaction], features: Mapping[str, 
     """
     last = dict(zip(map(user_id_of, transactions), range(len(transactions))))  # a user's later rows overwrite earlier ones
     rows = list(last.values())
+    latest = list(map(transactions.__getitem__, rows))
+    seconds = np.fromiter(map(datetime.timestamp, map(operator.attrgetter("event_time"), latest)), np.float64, len(rows))
     return {
         "user_id": list(last),
-        "transaction_id": [transactions[i].transaction_id for i in rows],
+        "transaction_id": list(map(operator.attrgetter("transaction_id"), latest)),
         # Microseconds since the epoch: one buffer to pickle to the push process, not a datetime object per row.
-        "event_timestamp": np.fromiter((round(transactions[i].event_time.timestamp() * 1e6) for i in rows), np.int64,
-                                       len(rows)),
+        "event_timestamp": np.rint(seconds * 1e6).astype(np.int64),
         **{name: np.asarray(features[name], dtype=np.float64)[rows] for name in FEATURE_NAMES},
     }
 

@@ -193,7 +193,9 @@ class BulkInputConsumer(Consumer):
                 continue
             if tp.topic == self.input_topic:
                 read = self._read_offset[tp]
-                fresh = [r for r in tp_records if read is None or r.offset >= read]
+                # a partition's records come in offset order: if the first is fresh, so are the rest
+                fresh = tp_records if read is None or not tp_records or tp_records[0].offset >= read else [
+                    r for r in tp_records if r.offset >= read]
                 if fresh:
                     self._read_offset[tp] = fresh[-1].offset
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))

@@ -102,13 +102,15 @@ def test_any_field_changed_to_any_json_value_decodes_alike(changes: list) -> Non
 
 @pytest.mark.parametrize("features", [{"amount": [12.5, 3.0], "history_count": [0.0, 1.0]}, {}])
 def test_score_messages_are_the_bytes_encode_gives(features: dict) -> None:
-    transactions = [make_transaction(0), make_transaction(1, event_time=datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=UTC))]
+    transactions = [make_transaction(0), make_transaction(1, event_time=datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=UTC)),
+                    make_transaction(2, transaction_id='tx "quoted" \\ é \u2028 end')]  # escapes, non-ASCII
+    features = {name: [*values, 1e-7] for name, values in features.items()}
+    scores, decisions, latencies = [0.25, 0.75, 0.5], ["legit", "fraud", "fraud"], [12.0, 0.0, 1234.5678]  # 0.5: at the threshold
     scored_at = datetime(2026, 11, 28, 12, 0, 0, 5, tzinfo=UTC)
-    columns = ScoreColumns(transactions, [0.25, 0.75], 0.5, "fraud-detection", "3", scored_at, [12.0, 0.0], features)
+    columns = ScoreColumns(transactions, scores, 0.5, "fraud-detection", "3", scored_at, latencies, features)
     expected = [encode(Score(transaction_id=t.transaction_id, user_id=t.user_id, event_time=t.event_time, score=score,
                              decision=decision, threshold=0.5, model_name="fraud-detection", model_version="3",
                              scored_at=scored_at, latency_ms=latency,
-                             features={name: values[row] for name, values in features.items()}), "worker")
-                for row, (t, score, decision, latency) in enumerate(zip(transactions, [0.25, 0.75], ["legit", "fraud"],
-                                                                         [12.0, 0.0], strict=True))]
-    assert score_messages(columns, "worker") == expected
+                             features={name: values[row] for name, values in features.items()}), 'worker "é"')
+                for row, (t, score, decision, latency) in enumerate(zip(transactions, scores, decisions, latencies, strict=True))]
+    assert score_messages(columns, 'worker "é"') == expected

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from fraud.features import (FEATURE_NAMES, NO_HISTORY, RECENT_MERCHANTS, TransactionColumns, UserProfile, fold_activity,
+from fraud.features import (FEATURE_NAMES, NO_HISTORY, RECENT_MERCHANTS, STATE_NUMBERS, TransactionColumns, UserProfile, fold_activity,
                             haversine_km, stream_features)
 from tests.conftest import make_transaction
 
@@ -158,3 +158,9 @@ def test_records_already_in_changelogs_still_load() -> None:
     short = old | {"merchants": ["merchant_3", "merchant_1"]}
     assert _seen_before(short, "merchant_1") == 1.0 and _seen_before(short, "merchant_2") == 0.0
     assert _seen_before({"count": 0}, "merchant_1") == 0.0  # a record without merchants at all
+
+
+def test_a_state_holds_every_state_key_in_order() -> None:
+    """`fold_activity` writes its states as a dict display: the keys must stay STATE_NUMBERS, then merchants."""
+    state = _fold([make_transaction(0, user_id="user_1")]).states["user_1"]
+    assert list(state) == [*STATE_NUMBERS, "merchants"]
