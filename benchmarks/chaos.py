@@ -64,11 +64,13 @@ class Accounting:
     lost_ids: tuple[str, ...] = ()  # a few, for the failure message
     different_ids: tuple[str, ...] = ()
     difference: str = ""  # how the copies of the first different id differ
+    broken_histories: int = 0  # users whose scored transactions' history counts are not consecutive
+    broken_example: str = ""
 
     @property
     def ok(self) -> bool:
-        """Nothing lost, and no transaction whose outcomes differ."""
-        return self.lost == 0 and self.duplicated_different == 0
+        """Nothing lost, no transaction whose outcomes differ, and every user's history unbroken."""
+        return self.lost == 0 and self.duplicated_different == 0 and self.broken_histories == 0
 
     def describe(self) -> str:
         text = (f"published {self.published:,}, scored {self.scored:,}, dead-lettered {self.dead_lettered:,}, "
@@ -78,6 +80,8 @@ class Accounting:
             text += f"; lost e.g. {', '.join(self.lost_ids)}"
         if self.different_ids:
             text += f"; different e.g. {', '.join(self.different_ids)}; {self.difference}"
+        if self.broken_histories:
+            text += f"; {self.broken_histories:,} users' histories broken, e.g. {self.broken_example}"
         return text
 
 
@@ -100,10 +104,14 @@ def account(published: Iterable[str], scores: Iterable[Mapping[str, Any]],
       far ahead an event_time is). An id both scored and dead-lettered is a duplicate
       with different content;
     - unpublished: ids that came out but were not reported published (sends the
-      producer gave up on that Kafka had taken after all); counted nowhere else.
+      producer gave up on that Kafka had taken after all); counted nowhere else;
+    - broken histories: users whose distinct scored transactions do not carry consecutive
+      history counts (k, k+1, ...: each saw all the user's scored transactions before it,
+      once). A state read stale, e.g. kept by a worker past a rebalance, repeats a count.
     """
     copies: dict[str | None, list[bytes]] = defaultdict(list)
     kinds: dict[str | None, set[str]] = defaultdict(set)
+    scores = list(scores)  # read twice: for the outcomes, then for the histories
     for data in scores:
         content = {name: value for name, value in data.items() if name not in MEASUREMENT_FIELDS}
         transaction_id = data.get("transaction_id")
@@ -116,6 +124,7 @@ def account(published: Iterable[str], scores: Iterable[Mapping[str, Any]],
     duplicated = {tid for tid, contents in copies.items() if len(contents) > 1}
     different = {tid for tid in duplicated if len(set(copies[tid])) > 1}
     lost = wanted - copies.keys()
+    broken = _broken_histories(scores)
     return Accounting(
         published=len(wanted),
         scored=sum(1 for tid in wanted if "score" in kinds.get(tid, ())),
@@ -127,7 +136,24 @@ def account(published: Iterable[str], scores: Iterable[Mapping[str, Any]],
         lost_ids=tuple(sorted(lost)[:5]),
         different_ids=tuple(sorted(str(tid) for tid in different)[:5]),
         difference=_difference(min(different, key=str), copies[min(different, key=str)]) if different else "",
+        broken_histories=len(broken),
+        broken_example=broken[0] if broken else "",
     )
+
+
+def _broken_histories(scores: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Per user whose scored transactions' history counts are not consecutive, what they are."""
+    counts: dict[str, dict[str, float]] = defaultdict(dict)  # user -> transaction_id -> history_count
+    for data in scores:
+        count = (data.get("features") or {}).get("history_count")
+        if data.get("user_id") is not None and count is not None:
+            counts[data["user_id"]][data.get("transaction_id")] = count
+    broken = []
+    for user, by_transaction in sorted(counts.items()):
+        seen = sorted(by_transaction.values())
+        if seen != [seen[0] + step for step in range(len(seen))]:
+            broken.append(f"{user}: history counts {seen[:12]}")
+    return broken
 
 
 def _difference(transaction_id: str | None, contents: list[bytes]) -> str:

@@ -54,6 +54,17 @@ def test_outcomes_of_unpublished_sends_are_set_apart() -> None:
     assert result.ok
 
 
+def test_a_users_history_counts_must_follow_one_another() -> None:
+    consecutive = [_score("a", history_count=4.0), _score("c", history_count=6.0), _score("b", history_count=5.0),
+                   _score("b", history_count=5.0)]  # any order; an identical duplicate is one transaction
+    assert account(["a", "b", "c"], consecutive, []).ok
+    # The third transaction saw a state without the second: read stale, e.g. kept past a rebalance.
+    stale = [_score("a", history_count=4.0), _score("b", history_count=5.0), _score("c", history_count=5.0)]
+    result = account(["a", "b", "c"], stale, [])
+    assert result.broken_histories == 1 and not result.ok
+    assert "user_1: history counts [4.0, 5.0, 5.0]" in result.describe()
+
+
 def test_a_loss_is_placed_by_partition_and_offset_range() -> None:
     from types import SimpleNamespace
 
