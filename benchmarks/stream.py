@@ -81,6 +81,7 @@ BUDGET_PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("predictor", "stream_scorer/predictor_client.py", None),
     ("state", "stream_scorer/app.py", frozenset({"get", "get_many", "save", "keep", "_db"})),
     ("state", "stream_scorer/scorer.py", frozenset({"_without_redeliveries"})),
+    ("state", "stream_scorer/recent_states.py", None),
     ("state", "rocksdict/", None),
     ("kafka client", "aiokafka/", None),
     ("kafka client", "kafka/", None),
