@@ -42,6 +42,9 @@ class Record(NamedTuple):
     timestamp_s: float  # the record's Kafka timestamp: when the event entered Kafka
 
 
+_new_tuple = tuple.__new__
+
+
 def from_consumer_records(records: Iterable) -> list[Record]:
     """Kafka clients' ConsumerRecords (aiokafka's, kafka-python's) as `Record`s.
 
@@ -50,9 +53,6 @@ def from_consumer_records(records: Iterable) -> list[Record]:
     """
     return [_new_tuple(Record, (r.key, r.value, list(r.headers or []), r.topic, r.partition, r.offset, r.timestamp / 1000.0))
             for r in records]
-
-
-_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import asyncio
 import logging
 import operator
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -291,9 +291,9 @@ class BatchScorer:
         the committed offset while events fetched before it still wait in the batch buffer.
         Scored twice in a row, the second copy would count itself in its own history.
         """
-        if not _may_hold_redeliveries([record for record, _ in valid], saved):
-            return valid
         reached = {user: state[POSITION_KEY] for user, state in saved.items() if state and POSITION_KEY in state}
+        if not _may_hold_redeliveries([record for record, _ in valid], reached.values()):
+            return valid
         seen: set[tuple[int, int]] = set()
         fresh = []
         for record, transaction in valid:
@@ -318,20 +318,19 @@ _TIMESTAMP_S = operator.attrgetter("timestamp_s")
 _PARTITION, _OFFSET = operator.attrgetter("partition"), operator.attrgetter("offset")
 
 
-def _may_hold_redeliveries(records: Sequence[Record], saved: dict) -> bool:
+def _may_hold_redeliveries(records: Sequence[Record], positions: Iterable[Sequence[int]]) -> bool:
     """Whether a record of ``records`` could be one scored already, or come twice: if not, none needs a look.
 
-    Column-wise, for the batch as a whole: no record may come twice, and on each partition
-    the batch must start past the furthest position its users' states reached there.
+    ``positions``: the [partition, offset] the batch's users' states reached. Column-wise, for the
+    batch as a whole: no record may come twice, and on each partition the batch must start past
+    the furthest position reached there.
     """
     partitions = np.fromiter(map(_PARTITION, records), np.int64, len(records))
     offsets = np.fromiter(map(_OFFSET, records), np.int64, len(records))
     if len(np.unique(partitions << 40 | offsets)) < len(records):
         return True
-    reached: dict[int, int] = {}  # partition -> the furthest offset any of these users' states reached on it
-    for state in saved.values():
-        if state and POSITION_KEY in state:
-            partition, offset = state[POSITION_KEY]
-            if offset > reached.get(partition, -1):
-                reached[partition] = offset
-    return any(offset >= offsets[partitions == partition].min(initial=offset + 1) for partition, offset in reached.items())
+    furthest: dict[int, int] = {}  # partition -> the furthest offset reached on it
+    for partition, offset in positions:
+        if offset > furthest.get(partition, -1):
+            furthest[partition] = offset
+    return any(offset >= offsets[partitions == partition].min(initial=offset + 1) for partition, offset in furthest.items())

@@ -529,9 +529,9 @@ def test_the_batch_wide_redelivery_check_looks_at_each_partition() -> None:
     def at(partition: int, offset: int) -> Record:
         return Record(None, b"{}", [], "tx-in", partition, offset, 0.0)
 
-    saved = {"a": {"input_position": [0, 9]}, "b": {"input_position": [2, 4]}, "c": None, "d": {"count": 1}}
-    assert not _may_hold_redeliveries([at(0, 10), at(2, 5), at(1, 0)], saved)
-    assert _may_hold_redeliveries([at(0, 10), at(2, 4)], saved)  # partition 2 starts at b's position
-    assert _may_hold_redeliveries([at(0, 9), at(2, 5)], saved)
-    assert _may_hold_redeliveries([at(1, 3), at(1, 3)], {})  # the same record twice
-    assert not _may_hold_redeliveries([at(1, 3), at(0, 3)], {})
+    reached = [[0, 9], [2, 4], [0, 3]]  # the positions the batch's users' states reached
+    assert not _may_hold_redeliveries([at(0, 10), at(2, 5), at(1, 0)], reached)
+    assert _may_hold_redeliveries([at(0, 10), at(2, 4)], reached)  # partition 2 starts at a position reached
+    assert _may_hold_redeliveries([at(0, 9), at(2, 5)], reached)
+    assert _may_hold_redeliveries([at(1, 3), at(1, 3)], [])  # the same record twice
+    assert not _may_hold_redeliveries([at(1, 3), at(0, 3)], [])
