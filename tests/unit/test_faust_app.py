@@ -53,3 +53,21 @@ def test_the_rocksdb_table_reads_many_users_at_once_each_from_its_partition_s_db
     wanted = [*stored, "user_unknown"]
     assert states.get_many(wanted) == {**stored, "user_unknown": None}
     assert {user_id: states.get(user_id) for user_id in wanted} == {**stored, "user_unknown": None}
+
+
+def test_the_worker_s_kafka_consumer_asks_the_broker_to_hold_an_empty_fetch_100_ms_not_faust_s_1_5_s(tmp_path) -> None:
+    """A long-held fetch of partitions where nothing comes held the input back for 1.5 s (`ShortPollConsumerThread`)."""
+    import asyncio
+
+    import aiokafka
+
+    from stream_scorer.bulk_input import FETCH_MAX_WAIT_MS
+
+    async def created() -> tuple[int, int]:
+        app = build_app(Settings(data_dir=tmp_path, scorer_table_store="memory")).app
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        plain = aiokafka.AIOKafkaConsumer(fetch_max_wait_ms=321)  # where aiokafka keeps the value `start()` reads
+        return consumer._fetch_max_wait_ms, plain._fetch_max_wait_ms
+
+    ours, plain = asyncio.run(created())
+    assert (ours, plain) == (FETCH_MAX_WAIT_MS, 321) and FETCH_MAX_WAIT_MS == 100
