@@ -179,7 +179,7 @@ def fold_activity(batch: TransactionColumns, states: Mapping[str, Mapping | None
     # then merchants (tests/unit/test_features.py holds them to it).
     after = {user: {"count": count, "mean_amount": mean, "m2": m2, "max_amount": top, "first_time_s": first,
                     "last_time_s": last, "last_latitude": latitude, "last_longitude": longitude,
-                    "merchants": list(merchants)}
+                    "merchants": tuple(merchants)}
              for user, count, (mean, m2, top, first, last, latitude, longitude), merchants
              in zip(batch.users, counts, rest, recent, strict=True)}
     return Activity(history | {"merchant_seen_before": seen_before}, after)

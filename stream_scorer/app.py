@@ -56,7 +56,10 @@ _PARTITIONER = DefaultPartitioner()
 # 2,000 events allocates several objects per event (records, transactions, states, messages), nearly none
 # in cycles, and at 700 the collector ran every few hundred events, each run also walking the survivors of
 # the runs before: at the default, a batch's features took 2-3 times longer (README "Stream benchmark").
-YOUNG_COLLECTION_EVERY = 50_000
+# Not much more: a young collection walks every object still alive since the last, and users' states live
+# until their next transaction. At 50,000 each collection held the worker 120-200 ms on a slow machine
+# (every 10 s at 1,000 events/s); at 10,000, 25-65 ms every 1-2 s.
+YOUNG_COLLECTION_EVERY = 10_000
 
 
 @functools.lru_cache(maxsize=1 << 18)

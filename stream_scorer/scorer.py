@@ -53,7 +53,7 @@ from stream_scorer.predictor_client import PredictorClient
 
 log = logging.getLogger(__name__)
 
-POSITION_KEY = "input_position"  # in a user's table entry: [partition, offset] of their last scored transaction
+POSITION_KEY = "input_position"  # in a user's table entry: (partition, offset) of their last scored transaction, a JSON array
 SendMany = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 Valid = list[tuple[Record, Transaction]]
 
@@ -184,7 +184,7 @@ class BatchScorer:
         states = scored.states  # fresh dicts, the users' own: each gets the position of its last scored record
         last_record = dict(zip(map(user_id_of, map(_TRANSACTION, scored.valid)), map(_RECORD, scored.valid)))
         for user, record in last_record.items():
-            states[user][POSITION_KEY] = [record.partition, record.offset]
+            states[user][POSITION_KEY] = (record.partition, record.offset)
         self.unsaved.update(states)
         return Prepared(dead, messages, scored, states, self.epoch)
 
