@@ -56,10 +56,11 @@ _PARTITIONER = DefaultPartitioner()
 # 2,000 events allocates several objects per event (records, transactions, states, messages), nearly none
 # in cycles, and at 700 the collector ran every few hundred events, each run also walking the survivors of
 # the runs before: at the default, a batch's features took 2-3 times longer (README "Stream benchmark").
-# Not much more: a young collection walks every object still alive since the last, and users' states live
-# until their next transaction. At 50,000 each collection held the worker 120-200 ms on a slow machine
-# (every 10 s at 1,000 events/s); at 10,000, 25-65 ms every 1-2 s.
-YOUNG_COLLECTION_EVERY = 10_000
+# The price: a young collection walks every object still alive since the last, chiefly users' states, which
+# live until their user's next transaction; on a slow machine each held the worker 120-200 ms, every 10 s at
+# 1,000 events/s. At 10,000 they took 25-65 ms, but the worker drained 4-12% fewer events/s (two interleaved
+# pairs) and p99 at 1,000 events/s did not measurably change (README "Latency at low rates").
+YOUNG_COLLECTION_EVERY = 50_000
 
 
 @functools.lru_cache(maxsize=1 << 18)
