@@ -107,7 +107,7 @@ def write_profiles(settings: Settings, users: int, seed: int = 0) -> None:
     store.write_to_online_store("user_profile", pd.DataFrame({
         "user_id": [f"user_{n}" for n in range(users)], "home_latitude": rng.uniform(35, 55, users),
         "home_longitude": rng.uniform(-10, 30, users), "median_purchase_amount": rng.lognormal(np.log(40), 0.6, users),
-        "event_timestamp": now, "created_timestamp": now}))
+        "event_timestamp": now}))
 
 
 class ChaosStack:

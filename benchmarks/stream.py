@@ -160,11 +160,11 @@ def _prepare_store(settings: Settings, users: int) -> None:
     ids = [f"user_{n}" for n in range(users)]
     store.write_to_online_store("user_profile", pd.DataFrame({
         "user_id": ids, "home_latitude": rng.uniform(35, 60, users), "home_longitude": rng.uniform(-10, 30, users),
-        "median_purchase_amount": rng.lognormal(3, 0.5, users), "event_timestamp": now, "created_timestamp": now}))
+        "median_purchase_amount": rng.lognormal(3, 0.5, users), "event_timestamp": now}))
     activity = pd.DataFrame(rng.lognormal(0, 1, (users, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
     activity.insert(0, "transaction_id", [f"tx-seed-{n}" for n in range(users)])
     activity.insert(0, "user_id", ids)
-    activity["event_timestamp"], activity["created_timestamp"] = now, now
+    activity["event_timestamp"] = now
     store.push(PUSH_SOURCE, activity)
 
 

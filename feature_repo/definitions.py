@@ -8,6 +8,11 @@
   pushes fresh rows through `user_activity_push`.
 - `fraud_model_v1`: exactly the model's inputs, in `fraud.features.FEATURE_NAMES`.
 
+The sources have no created-timestamp column. Each pipeline run rewrites them whole, so every row of a source
+would carry the same created time and break no tie between rows of the same user and time. Declared, it makes
+Feast's point-in-time join deduplicate by it, a third pass over the joined pairs: at 1,000,000 users the training
+data step then took 365-385 s here instead of 201-221 s, for the same rows.
+
 The sources are the prep step's Parquet output, read by Feast's Spark offline store (local[*] here,
 the cluster's Spark there): a local folder, or s3a:// on a cluster (FRAUD_FEATURES_URI). Paths come from the
 product's settings. `feast_objects(settings)` is what the
@@ -40,7 +45,6 @@ def feast_objects(settings: Settings) -> list:
         path=f"{settings.features_location}/user_profile.parquet",
         file_format="parquet",
         timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
     )
     user_profile = FeatureView(
         name="user_profile",
@@ -56,7 +60,6 @@ def feast_objects(settings: Settings) -> list:
         path=f"{settings.features_location}/transaction_features.parquet",
         file_format="parquet",
         timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
     )
     activity_push = PushSource(name=PUSH_SOURCE, batch_source=activity_source)
     user_activity = FeatureView(

@@ -196,7 +196,6 @@ def activity_frame(parts: list[dict]) -> pd.DataFrame:
     """The push source's rows from queued batches (`latest_per_user` columns): the latest row per user wins."""
     frame = pd.concat([pd.DataFrame(part) for part in parts], ignore_index=True).drop_duplicates("user_id", keep="last")
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], unit="us", utc=True)
-    frame["created_timestamp"] = pd.Timestamp.now(tz="UTC")
     return frame.reset_index(drop=True)
 
 

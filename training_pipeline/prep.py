@@ -273,7 +273,6 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
             "user_id", "home_latitude", "home_longitude",
             F.coalesce("median_purchase_amount", F.lit(float(population_median))).alias("median_purchase_amount"),
             F.lit(split.profile_end).alias("event_timestamp"),
-            F.lit(created).alias("created_timestamp"),
         )
     )
 
@@ -302,8 +301,7 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
          T.StructField("split", T.StringType())]
         + [T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES]
     )
-    features = (in_user_order.mapInArrow(functools.partial(_features_of_sorted, split), schema)
-                .withColumn("created_timestamp", F.lit(created)))
+    features = in_user_order.mapInArrow(functools.partial(_features_of_sorted, split), schema)
 
     features.write.mode("overwrite").parquet(features_path)
     counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}

@@ -52,7 +52,7 @@ def test_pushed_features_round_trip_through_redis(cluster_settings: Settings, re
     features = {name: np.arange(3, dtype=np.float64) + 10.0 * column for column, name in enumerate(FEATURE_NAMES)}
     profiles = pd.DataFrame({"user_id": ["user_0", "user_1"], "home_latitude": [48.1, 52.5],
                              "home_longitude": [11.5, 13.4], "median_purchase_amount": [25.0, 80.0],
-                             "event_timestamp": pd.Timestamp.now(tz="UTC"), "created_timestamp": pd.Timestamp.now(tz="UTC")})
+                             "event_timestamp": pd.Timestamp.now(tz="UTC")})
     store.write_to_online_store("user_profile", profiles)  # what materializing the prep step's profiles writes
 
     gateway = FeastGateway(cluster_settings)
@@ -92,13 +92,12 @@ def _prepared_rows(features_dir: Path, now: pd.Timestamp) -> pd.DataFrame:
     users = ["user_0", "user_1", "user_2"]
     activity = pd.DataFrame({"user_id": users * 2, "transaction_id": [f"tx-{n}" for n in range(6)],
                              "event_timestamp": [now - pd.Timedelta(days=2)] * 3 + [now - pd.Timedelta(days=1)] * 3,
-                             "created_timestamp": now, "fraud": 0, "split": "train"})
+                             "fraud": 0, "split": "train"})
     for column, name in enumerate(FEATURE_NAMES):
         activity[name] = np.arange(6, dtype=np.float64) + 10.0 * column
     activity.to_parquet(features_dir / "transaction_features.parquet", coerce_timestamps="us")
     pd.DataFrame({"user_id": users, "home_latitude": [48.1, 52.5, 40.4], "home_longitude": [11.5, 13.4, -3.7],
-                  "median_purchase_amount": [25.0, 80.0, 12.0], "event_timestamp": now - pd.Timedelta(days=3),
-                  "created_timestamp": now}).to_parquet(features_dir / "user_profile.parquet", coerce_timestamps="us")
+                  "median_purchase_amount": [25.0, 80.0, 12.0], "event_timestamp": now - pd.Timedelta(days=3)}).to_parquet(features_dir / "user_profile.parquet", coerce_timestamps="us")
     return activity
 
 

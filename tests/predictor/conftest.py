@@ -42,7 +42,7 @@ def push_users(settings: Settings, users: dict[str, list[float]]) -> None:
     store = open_store(settings)
     store.apply(feast_objects(settings))
     now = datetime.now(UTC)
-    frame = pd.DataFrame([{"user_id": user, "event_timestamp": now, "created_timestamp": now, "transaction_id": f"tx-{user}",
+    frame = pd.DataFrame([{"user_id": user, "event_timestamp": now, "transaction_id": f"tx-{user}",
                            **dict(zip(FEATURE_NAMES, values, strict=True))} for user, values in users.items()])
     store.push(PUSH_SOURCE, frame)
 

@@ -30,7 +30,7 @@ def put_profiles(settings: Settings, profiles: dict[str, tuple[float, float, flo
     store.apply(feast_objects(settings))
     now = datetime.now(UTC)
     frame = pd.DataFrame([{"user_id": user, "home_latitude": lat, "home_longitude": lon, "median_purchase_amount": median,
-                           "event_timestamp": now, "created_timestamp": now} for user, (lat, lon, median) in profiles.items()])
+                           "event_timestamp": now} for user, (lat, lon, median) in profiles.items()])
     store.write_to_online_store("user_profile", frame)
 
 
