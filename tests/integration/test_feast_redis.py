@@ -97,7 +97,8 @@ def _prepared_rows(features_dir: Path, now: pd.Timestamp) -> pd.DataFrame:
         activity[name] = np.arange(6, dtype=np.float64) + 10.0 * column
     activity.to_parquet(features_dir / "transaction_features.parquet", coerce_timestamps="us")
     pd.DataFrame({"user_id": users, "home_latitude": [48.1, 52.5, 40.4], "home_longitude": [11.5, 13.4, -3.7],
-                  "median_purchase_amount": [25.0, 80.0, 12.0], "event_timestamp": now - pd.Timedelta(days=3)}).to_parquet(features_dir / "user_profile.parquet", coerce_timestamps="us")
+                  "median_purchase_amount": [25.0, 80.0, 12.0], "event_timestamp": now - pd.Timedelta(days=3)},
+                 ).to_parquet(features_dir / "user_profile.parquet", coerce_timestamps="us")
     return activity
 
 
