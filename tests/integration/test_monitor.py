@@ -29,13 +29,21 @@ N = 600
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
+def _outcomes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test's truth, scores (a model no better than chance: PR-AUC near the fraud rate) and which are labelled."""
+    rng = np.random.default_rng(11)
+    return rng.random(N) < 0.1, rng.random(N), rng.random(N) < 0.7
+
+
 @pytest.fixture
 def running_monitor(kafka_settings: Settings, tmp_path: Path) -> Iterator[LocalMonitor]:
     suffix = uuid.uuid4().hex[:8]
     settings = kafka_settings.model_copy(update={
         "data_dir": tmp_path, "topic_scores": f"scores-{suffix}", "topic_labels": f"labels-{suffix}",
         "topic_retrain": f"retrain-{suffix}", "monitor_app_id": f"monitor-{suffix}", "monitor_metrics_port": free_port(),
-        "monitor_min_labels": 200, "monitor_min_pr_auc": 0.5, "monitor_refresh_s": 0.5})
+        # The trigger may fire only once every label is in, so the request's PR-AUC is the whole window's: with
+        # fewer, a refresh while the labels still arrived requested retraining on part of them.
+        "monitor_min_labels": int(_outcomes()[2].sum()), "monitor_min_pr_auc": 0.5, "monitor_refresh_s": 0.5})
     topics = {settings.topic_scores: 3, settings.topic_labels: 2, settings.topic_retrain: 1}
     create_topics(settings, topics)
     monitor = LocalMonitor(settings)
@@ -52,10 +60,7 @@ def test_the_monitor_s_window_equals_sklearn_and_a_low_pr_auc_requests_retrainin
 
     def wait_for(check, timeout_s: float, what: str) -> None:
         process.wait_until(check, timeout_s, running_monitor.files, running_monitor.files.read_pid(), what)
-    rng = np.random.default_rng(11)
-    truth = rng.random(N) < 0.1
-    values = rng.random(N)  # a model no better than chance: PR-AUC near the fraud rate
-    labelled = rng.random(N) < 0.7
+    truth, values, labelled = _outcomes()
     producer = KafkaProducer(**monitor_settings.kafka_client_config(), acks="all")
     for i in range(N):
         score = Score(transaction_id=f"tx-{i}", user_id=f"user_{i % 13}", event_time=T0 + timedelta(seconds=i),
