@@ -11,10 +11,14 @@ The time window is cut, never sampled: [profile | train | valid | test]. Rows in
 the profile part only warm up the history; they are not trained on, because the
 profile they would be scored with was computed from them.
 
-The history takes one shuffle and one sort: Spark gathers each user's transactions (with the user's profile, a
-broadcast join) in one partition, sorted by time, and `sorted_history` sums them per user in numpy, whole users at
-a time, inside `mapInArrow`. Spark window functions did the same with a second sort (by user and merchant); at a
-million users the Spark part took 237 s with them and 207 s without, on the same machine.
+The history takes one shuffle and one sort: Spark gathers each user's transactions in one partition, sorted by
+time, and `sorted_history` sums them per user in numpy, whole users at a time, inside `mapInArrow`. Spark window
+functions did the same with a second sort (by user and merchant); at a million users the Spark part took 237 s with
+them and 207 s without, on the same machine.
+
+The user's profile joins there too, in numpy, from a broadcast copy of the profile table, once per run of a user's
+rows (`ProfileLookup`). Spark's broadcast hash join on the string user id, before the shuffle, cost 15-19 s of the
+step at a million users (about 1 µs a row), and the shuffle then carried three more columns.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -121,15 +126,45 @@ def read_result(settings: Settings, out: str) -> PrepResult:
 
 
 PASSED_THROUGH = ("transaction_id", "user_id", "event_timestamp", "fraud", "split")
-# Input columns of compute_features read as they are from a transaction and its user's profile (see `prepare`).
-_READ_AS_IS = ("amount", "latitude", "longitude", "used_chip", "used_pin_number", "online_order",
-               "home_latitude", "home_longitude", "median_purchase_amount")
+# Input columns of compute_features read as they are from a transaction (see `prepare`), and from its user's profile.
+_READ_AS_IS = ("amount", "latitude", "longitude", "used_chip", "used_pin_number", "online_order")
+PROFILE_COLUMNS = ("home_latitude", "home_longitude", "median_purchase_amount")
+# Parquet dictionaries only where few values repeat: building one for a column of (nearly) unique values, only to
+# drop it, took 20-25 s of the step's write at a million users.
+_DICTIONARY_COLUMNS = ("user_id", "fraud", "split", "repeat_retailer", "used_chip", "used_pin_number", "online_order")
 _MICROS = timedelta(microseconds=1)
 
 
 def _micros(moment: datetime) -> int:
     """Microseconds since the Unix epoch, exactly (Spark's and Arrow's timestamps)."""
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROS
+
+
+class ProfileLookup:
+    """Users' profile columns by user id, from the profile table (user_id and PROFILE_COLUMNS); NaN for a stranger.
+
+    Built once per Spark task from the broadcast table: a pandas index hashes the ids once, and each batch looks up
+    only its users, not its rows.
+    """
+
+    def __init__(self, profiles: pa.Table) -> None:
+        self._index = pd.Index(profiles.column("user_id").to_numpy(zero_copy_only=False))
+        self._columns = {name: np.append(profiles.column(name).to_numpy(zero_copy_only=False).astype(np.float64), np.nan)
+                         for name in PROFILE_COLUMNS}
+
+    def of_users(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        """PROFILE_COLUMNS of each of ``users``; a user without a profile reads NaN (the last, extra row)."""
+        at = self._index.get_indexer(users)
+        return {name: values[at] for name, values in self._columns.items()}  # -1 -> the NaN row
+
+
+def user_runs(users: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by user: where each user's run starts, and each row's run number."""
+    rows = len(users)
+    new_user = np.ones(rows, dtype=bool)
+    if rows > 1:
+        new_user[1:] = pc.not_equal(users.slice(1), users.slice(0, rows - 1)).to_numpy(zero_copy_only=False)
+    return np.flatnonzero(new_user), np.cumsum(new_user) - 1
 
 
 def sorted_history(table: pa.Table, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -142,12 +177,7 @@ def sorted_history(table: pa.Table, columns: dict[str, np.ndarray]) -> dict[str,
     (`fold_activity`), which the parity test holds it to.
     """
     rows = table.num_rows
-    users = table.column("user_id")
-    new_user = np.ones(rows, dtype=bool)
-    if rows > 1:
-        new_user[1:] = pc.not_equal(users.slice(1), users.slice(0, rows - 1)).to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(new_user)
-    user_of = np.cumsum(new_user) - 1
+    starts, user_of = user_runs(table.column("user_id"))
     first = starts[user_of]
     rank = (np.arange(rows) - first).astype(np.float64)
     amount, time_s = np.asarray(columns["amount"], np.float64), columns["event_time_s"]
@@ -184,12 +214,15 @@ def _seen_before(user_of: np.ndarray, merchants: pa.ChunkedArray) -> np.ndarray:
     return rank_within_groups(user_of.astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes).astype(np.float64)
 
 
-def _features_of_sorted(split: TimeSplit, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _features_of_sorted(split: TimeSplit, profiles: Callable[[], pa.Table],
+                        batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow body over a partition sorted by user, then time: the features of each run of whole users.
 
-    A batch's last user may go on in the next batch, so its rows wait for it; Spark hands a partition's batches
-    over in order, and the partition holds all of a user's rows.
+    ``profiles`` gives the profile table (a broadcast variable's value in Spark). A batch's last user may go on in
+    the next batch, so its rows wait for it; Spark hands a partition's batches over in order, and the partition
+    holds all of a user's rows.
     """
+    lookup: ProfileLookup | None = None
     waiting: list[pa.RecordBatch] = []
     for batch in batches:
         if not batch.num_rows:
@@ -199,14 +232,16 @@ def _features_of_sorted(split: TimeSplit, batches: Iterator[pa.RecordBatch]) -> 
         last_user_starts = table.num_rows - 1
         while last_user_starts > 0 and users[last_user_starts - 1] == users[table.num_rows - 1]:
             last_user_starts -= 1
+        lookup = lookup or ProfileLookup(profiles())
         if last_user_starts > 0:
-            yield _features_of_users(split, table.slice(0, last_user_starts))
+            yield _features_of_users(split, lookup, table.slice(0, last_user_starts))
         waiting = table.slice(last_user_starts).to_batches()
     if waiting:
-        yield _features_of_users(split, pa.Table.from_batches(waiting).combine_chunks())
+        yield _features_of_users(split, lookup or ProfileLookup(profiles()),
+                                 pa.Table.from_batches(waiting).combine_chunks())
 
 
-def _features_of_users(split: TimeSplit, table: pa.Table) -> pa.RecordBatch:
+def _features_of_users(split: TimeSplit, lookup: ProfileLookup, table: pa.Table) -> pa.RecordBatch:
     """The output rows (PASSED_THROUGH, then FEATURE_NAMES) of whole users' rows in time order.
 
     The split, the label's type and the time in seconds are derived here rather than in Spark, so the shuffle
@@ -215,6 +250,9 @@ def _features_of_users(split: TimeSplit, table: pa.Table) -> pa.RecordBatch:
     micros = table.column("event_timestamp").cast(pa.int64()).to_numpy(zero_copy_only=False)
     time_s = micros / 1e6  # Spark's cast of a timestamp to double
     inputs = {name: table.column(name).to_numpy(zero_copy_only=False) for name in _READ_AS_IS}
+    starts, user_of = user_runs(table.column("user_id"))
+    users = table.column("user_id").take(starts).to_numpy(zero_copy_only=False)
+    inputs |= {name: values[user_of] for name, values in lookup.of_users(users).items()}
     inputs["event_time_s"] = time_s
     features = compute_features(inputs | sorted_history(table, inputs))
     edges = [_micros(moment) for moment in (split.profile_end, split.valid_start, split.test_start)]
@@ -284,15 +322,15 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
     # The join below reads the written profiles back rather than computing every user's median a second time.
     profile = spark.read.parquet(profile_path)
 
-    # Every user's rows together and in time order, with the user's profile: one shuffle and one sort, then the
-    # history and the formulas in numpy (`_features_of_sorted`). The sort leads with a 64-bit hash of the user id,
+    # Every user's rows together and in time order: one shuffle and one sort, then the profile, the history and the
+    # formulas in numpy (`_features_of_sorted`), with the profiles broadcast to every task. The sort leads with a 64-bit hash of the user id,
     # which Spark's sort compares as a number (the ids share their first 8 bytes, which it would compare first, then
     # whole); the id after it keeps two users with the same hash apart.
     rows = transactions.select(
         "transaction_id", "user_id", "merchant_id", F.col("event_time").alias("event_timestamp"), "amount", "latitude",
         "longitude", "used_chip", "used_pin_number", "online_order", "fraud",
-    ).join(F.broadcast(profile.select("user_id", "home_latitude", "home_longitude", "median_purchase_amount")),
-           "user_id", "left")
+    )
+    profiles = spark.sparkContext.broadcast(profile.select("user_id", *PROFILE_COLUMNS).toArrow())
     in_user_order = (rows.repartition("user_id")
                      .sortWithinPartitions(F.xxhash64("user_id"), "user_id", "event_timestamp", "transaction_id"))
     schema = T.StructType(
@@ -301,9 +339,11 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
          T.StructField("split", T.StringType())]
         + [T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES]
     )
-    features = in_user_order.mapInArrow(functools.partial(_features_of_sorted, split), schema)
+    features = in_user_order.mapInArrow(functools.partial(_features_of_sorted, split, lambda: profiles.value), schema)
 
-    features.write.mode("overwrite").parquet(features_path)
+    dictionaries = {f"parquet.enable.dictionary#{name}": "true" for name in _DICTIONARY_COLUMNS}
+    features.write.mode("overwrite").options(**{"parquet.enable.dictionary": "false", **dictionaries}).parquet(features_path)
+    profiles.destroy()
     counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}
     rows_per_split = {name: int(counts.get(name, 0)) for name in SPLITS}
     _write_text(settings, manifest_path, json.dumps(

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from fraud.features import FEATURE_NAMES
-from training_pipeline.prep import TimeSplit, _features_of_sorted, sorted_history
+from training_pipeline.prep import PROFILE_COLUMNS, ProfileLookup, TimeSplit, _features_of_sorted, sorted_history
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SPLIT = TimeSplit(START, START + timedelta(hours=10), START + timedelta(hours=20), START + timedelta(hours=30),
@@ -36,9 +36,22 @@ def sorted_rows(seed: int = 7, users: int = 40) -> pa.Table:
         "latitude": rng.uniform(-60, 60, rows), "longitude": rng.uniform(-170, 170, rows),
         "used_chip": rng.random(rows) < 0.5, "used_pin_number": rng.random(rows) < 0.2,
         "online_order": rng.random(rows) < 0.4, "fraud": rng.random(rows) < 0.05,
-        "home_latitude": rng.uniform(-60, 60, rows), "home_longitude": rng.uniform(-170, 170, rows),
-        "median_purchase_amount": rng.uniform(1, 300, rows),
     })
+
+
+def profiles_of(table: pa.Table, seed: int = 8) -> pa.Table:
+    """A profile row for every user of ``table``, in reverse order of their ids."""
+    users = sorted(set(table.column("user_id").to_pylist()), reverse=True)
+    rng = np.random.default_rng(seed)
+    return pa.table({"user_id": users, "home_latitude": rng.uniform(-60, 60, len(users)),
+                     "home_longitude": rng.uniform(-170, 170, len(users)),
+                     "median_purchase_amount": rng.uniform(1, 300, len(users))})
+
+
+def features_of(batches: list[pa.RecordBatch], profiles: pa.Table) -> pa.Table:
+    """The step's mapInArrow body over ``batches``, as Spark runs it, with ``profiles`` as the broadcast table."""
+    out = list(_features_of_sorted(SPLIT, lambda: profiles, iter(batches)))
+    return pa.Table.from_batches(out) if out else pa.table({})
 
 
 def oracle(table: pa.Table) -> dict[str, list[float]]:
@@ -73,8 +86,8 @@ def test_the_history_of_sorted_rows_is_each_users_earlier_rows() -> None:
 @pytest.mark.parametrize("batch_rows", [1, 2, 7, 64, 10_000])
 def test_features_do_not_depend_on_where_the_batches_are_cut(batch_rows: int) -> None:
     table = sorted_rows()
-    whole = pa.Table.from_batches(list(_features_of_sorted(SPLIT, iter(table.to_batches()))))
-    cut = pa.Table.from_batches(list(_features_of_sorted(SPLIT, iter(table.to_batches(max_chunksize=batch_rows)))))
+    whole = features_of(table.to_batches(), profiles_of(table))
+    cut = features_of(table.to_batches(max_chunksize=batch_rows), profiles_of(table))
     assert cut.num_rows == whole.num_rows == table.num_rows
     assert cut.column("transaction_id").to_pylist() == table.column("transaction_id").to_pylist()
     for name in FEATURE_NAMES:
@@ -90,6 +103,26 @@ def test_empty_batches_among_them_change_nothing() -> None:
     table = sorted_rows(users=5)
     empty = table.schema.empty_table().to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
     batches = [empty[0], *table.to_batches(max_chunksize=3), empty[0]]
-    out = pa.Table.from_batches(list(_features_of_sorted(SPLIT, iter(batches))))
+    out = features_of(batches, profiles_of(table))
     assert out.column("transaction_id").to_pylist() == table.column("transaction_id").to_pylist()
-    assert list(_features_of_sorted(SPLIT, iter(empty))) == []
+    assert list(_features_of_sorted(SPLIT, lambda: profiles_of(table), iter(empty))) == []
+
+
+def test_the_profile_lookup_gives_each_user_their_own_row_and_a_stranger_nan() -> None:
+    profiles = profiles_of(sorted_rows(users=6))
+    users = profiles.column("user_id").to_pylist()
+    asked = np.array([users[3], "user_unknown", users[0], users[3]], dtype=object)
+    found = ProfileLookup(profiles).of_users(asked)
+    for name in PROFILE_COLUMNS:
+        values = profiles.column(name).to_pylist()
+        np.testing.assert_array_equal(found[name], [values[3], np.nan, values[0], values[3]], err_msg=name)
+
+
+def test_each_row_is_scored_with_its_own_users_profile() -> None:
+    table = sorted_rows(users=8)
+    profiles = profiles_of(table)
+    out = features_of(table.to_batches(max_chunksize=5), profiles)
+    by_user = {row["user_id"]: row for row in profiles.to_pylist()}
+    ratio = [amount / by_user[user]["median_purchase_amount"]
+             for user, amount in zip(table.column("user_id").to_pylist(), table.column("amount").to_pylist())]
+    np.testing.assert_allclose(out.column("ratio_to_median_purchase_price").to_numpy(), ratio, rtol=1e-12)
