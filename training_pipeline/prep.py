@@ -149,8 +149,8 @@ class ProfileLookup:
 
     def __init__(self, profiles: pa.Table) -> None:
         self._index = pd.Index(profiles.column("user_id").to_numpy(zero_copy_only=False))
-        self._columns = {name: np.append(profiles.column(name).to_numpy(zero_copy_only=False).astype(np.float64), np.nan)
-                         for name in PROFILE_COLUMNS}
+        self._columns = {name: np.append(np.asarray(profiles.column(name).to_numpy(zero_copy_only=False), np.float64),
+                                         np.nan) for name in PROFILE_COLUMNS}
 
     def of_users(self, users: np.ndarray) -> dict[str, np.ndarray]:
         """PROFILE_COLUMNS of each of ``users``; a user without a profile reads NaN (the last, extra row)."""
@@ -323,9 +323,9 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
     profile = spark.read.parquet(profile_path)
 
     # Every user's rows together and in time order: one shuffle and one sort, then the profile, the history and the
-    # formulas in numpy (`_features_of_sorted`), with the profiles broadcast to every task. The sort leads with a 64-bit hash of the user id,
-    # which Spark's sort compares as a number (the ids share their first 8 bytes, which it would compare first, then
-    # whole); the id after it keeps two users with the same hash apart.
+    # formulas in numpy (`_features_of_sorted`), with the profiles broadcast to every task. The sort leads with a
+    # 64-bit hash of the user id, which Spark's sort compares as a number (the ids share their first 8 bytes, which it
+    # would compare first, then whole); the id after it keeps two users with the same hash apart.
     rows = transactions.select(
         "transaction_id", "user_id", "merchant_id", F.col("event_time").alias("event_timestamp"), "amount", "latitude",
         "longitude", "used_chip", "used_pin_number", "online_order", "fraud",
@@ -339,10 +339,12 @@ def prepare(settings: Settings, raw: str | Path | None = None, out: str | Path |
          T.StructField("split", T.StringType())]
         + [T.StructField(name, T.DoubleType()) for name in FEATURE_NAMES]
     )
-    features = in_user_order.mapInArrow(functools.partial(_features_of_sorted, split, lambda: profiles.value), schema)
+    features = in_user_order.mapInArrow(functools.partial(_features_of_sorted, split, lambda: profiles.value),
+                                        schema)
 
     dictionaries = {f"parquet.enable.dictionary#{name}": "true" for name in _DICTIONARY_COLUMNS}
-    features.write.mode("overwrite").options(**{"parquet.enable.dictionary": "false", **dictionaries}).parquet(features_path)
+    features.write.mode("overwrite").options(**{"parquet.enable.dictionary": "false", **dictionaries}).parquet(
+        features_path)
     profiles.destroy()
     counts = {row["split"]: row["count"] for row in spark.read.parquet(features_path).groupBy("split").count().collect()}
     rows_per_split = {name: int(counts.get(name, 0)) for name in SPLITS}
