@@ -227,18 +227,17 @@ def _features_of_sorted(split: TimeSplit, profiles: Callable[[], pa.Table],
     for batch in batches:
         if not batch.num_rows:
             continue
+        lookup = lookup or ProfileLookup(profiles())  # once, at the first rows: an empty partition needs none
         table = pa.Table.from_batches([*waiting, batch]).combine_chunks()
         users = table.column("user_id")
         last_user_starts = table.num_rows - 1
         while last_user_starts > 0 and users[last_user_starts - 1] == users[table.num_rows - 1]:
             last_user_starts -= 1
-        lookup = lookup or ProfileLookup(profiles())
         if last_user_starts > 0:
             yield _features_of_users(split, lookup, table.slice(0, last_user_starts))
         waiting = table.slice(last_user_starts).to_batches()
     if waiting:
-        yield _features_of_users(split, lookup or ProfileLookup(profiles()),
-                                 pa.Table.from_batches(waiting).combine_chunks())
+        yield _features_of_users(split, lookup, pa.Table.from_batches(waiting).combine_chunks())
 
 
 def _features_of_users(split: TimeSplit, lookup: ProfileLookup, table: pa.Table) -> pa.RecordBatch:
